@@ -1,0 +1,88 @@
+"""WAV input and output: everything the pipeline reads or writes as audio goes through here.
+
+Reading converts what can be converted without guessing (other sample rates, stereo, 8/24/32-bit PCM) and refuses
+the rest with an error that names the file and the reason. Nothing is dropped silently: callers that skip a bad
+file count it (see `kws.data`).
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+
+
+class AudioError(ValueError):
+    """A WAV file that cannot be used; the message names the file and why."""
+
+
+def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Reads a PCM WAV as mono int16 at `sample_rate`, resampling and down-mixing when needed."""
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as wav:
+            channels = wav.getnchannels()
+            width = wav.getsampwidth()
+            rate = wav.getframerate()
+            frames = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as error:
+        raise AudioError(f"{path}: not a readable PCM WAV file ({error})") from None
+    except OSError as error:
+        raise AudioError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if len(frames) % (width * channels):
+        raise AudioError(f"{path}: truncated data ({len(frames)} bytes is not a whole number of frames)")
+    samples = _pcm_to_float(frames, width, path)
+    samples = samples.reshape(-1, channels).mean(axis=1)
+    if rate != sample_rate:
+        samples = resample(samples, rate, sample_rate)
+    return float_to_int16(samples)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Writes mono int16 samples as a 16-bit PCM WAV."""
+    samples = np.asarray(samples)
+    if samples.dtype != np.int16:
+        raise TypeError(f"write_wav expects int16 samples, got {samples.dtype}")
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(samples.astype("<i2").tobytes())
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """Polyphase resampling (float in, float out), exact ratio of the two rates."""
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    divisor = gcd(rate_in, rate_out)
+    return resample_poly(samples, rate_out // divisor, rate_in // divisor)
+
+
+def float_to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1) to int16, clipping rather than wrapping around."""
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def fit_length(samples: np.ndarray, length: int) -> np.ndarray:
+    """Pads with zeros at the end or crops the end so a clip has exactly `length` samples."""
+    if len(samples) >= length:
+        return samples[:length]
+    return np.pad(samples, (0, length - len(samples)))
+
+
+def _pcm_to_float(frames: bytes, width: int, path: Path) -> np.ndarray:
+    if width == 1:  # 8-bit WAV is unsigned
+        return (np.frombuffer(frames, np.uint8).astype(np.float64) - 128.0) / 128.0
+    if width == 2:
+        return np.frombuffer(frames, "<i2").astype(np.float64) / 32768.0
+    if width == 3:
+        raw = np.frombuffer(frames, np.uint8).reshape(-1, 3)
+        values = raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (raw[:, 2].astype(np.int32) << 16)
+        values = np.where(values >= 1 << 23, values - (1 << 24), values)
+        return values.astype(np.float64) / float(1 << 23)
+    if width == 4:
+        return np.frombuffer(frames, "<i4").astype(np.float64) / float(1 << 31)
+    raise AudioError(f"{path}: unsupported sample width of {width} bytes")

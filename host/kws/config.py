@@ -1,0 +1,301 @@
+"""The problem definition: one TOML file that every command reads.
+
+It names the keywords, the audio front end, the environment to train for (noise, SNR range), the model and the
+targets the result must meet on the board. Each section is a dataclass; loading checks every key and value and
+names the offending one (`model.filters`, `augment.snr_db`) in the error, so a typo never silently falls back to
+a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file, the key and the value."""
+
+
+@dataclass(frozen=True)
+class Keywords:
+    words: tuple[str, ...] = ("yes", "no")
+    silence: bool = True  # add a `silence` class: background noise and quiet
+    unknown: bool = True  # add an `unknown` class: other speech
+    # Class sizes relative to the average keyword's number of clips (1.0: as many as one keyword has).
+    silence_share: float = 1.0
+    unknown_share: float = 1.5
+    unknown_words: tuple[str, ...] = ()  # words that count as unknown; empty: every non-keyword word in the data
+
+
+@dataclass(frozen=True)
+class Audio:
+    sample_rate: int = 16000
+    clip_ms: int = 1000
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """TFLM microfrontend parameters (micro_speech's values). The same numbers configure the training features and
+    the firmware's FrontendConfig (emitted into model_settings.h)."""
+
+    window_ms: int = 30
+    stride_ms: int = 20
+    channels: int = 40
+    lower_band_hz: float = 125.0
+    upper_band_hz: float = 7500.0
+    smoothing_bits: int = 10
+    even_smoothing: float = 0.025
+    odd_smoothing: float = 0.06
+    min_signal_remaining: float = 0.05  # 1.0 turns noise reduction off
+    pcan: bool = True
+    pcan_strength: float = 0.95
+    pcan_offset: float = 80.0
+    gain_bits: int = 21
+    log: bool = True
+    scale_shift: int = 6
+
+
+@dataclass(frozen=True)
+class Augment:
+    noise: tuple[str, ...] = ()  # noise files or folders (relative to the config file); empty: generated noise
+    noise_probability: float = 0.8
+    snr_db: tuple[float, float] = (5.0, 20.0)
+    time_shift_ms: int = 100
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+    copies: int = 2  # augmented copies of each training clip (fixed once, cached, shared by every model)
+    time_masks: int = 0  # SpecAugment: masks per example over time slices
+    time_mask_slices: int = 5
+    frequency_masks: int = 0  # SpecAugment: masks per example over channels
+    frequency_mask_channels: int = 4
+
+
+@dataclass(frozen=True)
+class Model:
+    architecture: str = "tiny_conv"  # one of kws.models.ARCHITECTURES
+    filters: int = 8
+    blocks: int = 4  # ds_cnn: depthwise-separable blocks
+    kernel: tuple[int, int] = (10, 8)  # first convolution (time, frequency)
+    stride: tuple[int, int] = (2, 2)
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 0.002
+    patience: int = 6  # early stopping on validation accuracy
+    seed: int = 0
+    qat: bool = False  # quantization-aware fine-tuning after float training
+    qat_epochs: int = 3
+
+
+@dataclass(frozen=True)
+class Recognizer:
+    """Posterior smoothing on the device (micro_speech's RecognizeCommands)."""
+
+    average_window_ms: int = 1000
+    threshold: int = 200  # on the averaged posterior, 0..255
+    suppression_ms: int = 1500
+    minimum_count: int = 3
+    inference_every_strides: int = 1  # run the model every N front-end strides
+    false_accepts_per_hour: float = 1.0  # target for `kws calibrate`
+
+
+@dataclass(frozen=True)
+class Targets:
+    accuracy: float = 0.9
+    flash_bytes: int = 64 * 1024  # model flatbuffer
+    arena_bytes: int = 48 * 1024  # TFLM tensor arena
+    latency_ms: float = 50.0  # estimated inference time at the board's clock
+
+
+@dataclass(frozen=True)
+class Board:
+    """Power model of the Nano 33 BLE Sense for energy estimates (see docs/energy.md for the sources)."""
+
+    clock_hz: int = 64_000_000
+    voltage: float = 3.3
+    active_ma: float = 6.3  # nRF52840 CPU running from flash with cache, DC/DC on (datasheet: 3.3 mA at 3 V) + mic
+    idle_ma: float = 1.6  # System ON idle with the PDM microphone running
+    cycles_per_instruction: float = 1.25
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "yes_no"
+    keywords: Keywords = field(default_factory=Keywords)
+    audio: Audio = field(default_factory=Audio)
+    frontend: Frontend = field(default_factory=Frontend)
+    augment: Augment = field(default_factory=Augment)
+    model: Model = field(default_factory=Model)
+    training: Training = field(default_factory=Training)
+    recognizer: Recognizer = field(default_factory=Recognizer)
+    targets: Targets = field(default_factory=Targets)
+    board: Board = field(default_factory=Board)
+    source: Path | None = field(default=None, compare=False)  # the file it was read from
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Class labels in the model's output order: silence, unknown, then the keywords (micro_speech's order)."""
+        extra = (("silence",) if self.keywords.silence else ()) + (("unknown",) if self.keywords.unknown else ())
+        return extra + self.keywords.words
+
+    @property
+    def clip_samples(self) -> int:
+        return self.audio.sample_rate * self.audio.clip_ms // 1000
+
+    @property
+    def stride_samples(self) -> int:
+        return self.audio.sample_rate * self.frontend.stride_ms // 1000
+
+    @property
+    def window_samples(self) -> int:
+        return self.audio.sample_rate * self.frontend.window_ms // 1000
+
+    @property
+    def num_slices(self) -> int:
+        """Feature slices per clip, as the microfrontend produces them (no padding)."""
+        return (self.clip_samples - self.window_samples) // self.stride_samples + 1
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        base = self.source.parent if self.source else Path.cwd()
+        return (base / path).resolve()
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return data
+
+    def digest(self, *sections: str) -> str:
+        """A stable hash of some sections (all when none are named), for cache keys."""
+        data = self.to_dict()
+        picked = {name: data[name] for name in sections} if sections else data
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load(path: str | Path) -> Config:
+    """Reads and validates a config file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error})") from None
+    try:
+        config = from_dict(raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    return dataclasses.replace(config, source=path.resolve())
+
+
+def from_dict(raw: dict) -> Config:
+    """Builds a validated Config from plain data (as parsed from TOML)."""
+    config = _build(Config, raw, prefix="")
+    _check_values(config)
+    return config
+
+
+def _build(cls: type, raw: object, prefix: str) -> typing.Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"'{prefix.rstrip('.') or 'config'}' must be a table, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    unknown = sorted(set(raw) - fields)
+    if unknown:
+        raise ConfigError(f"unknown key '{prefix}{unknown[0]}' (known keys: {', '.join(sorted(fields))})")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _convert(hints[name], value, f"{prefix}{name}")
+    return cls(**values)
+
+
+def _convert(hint: object, value: object, key: str) -> object:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, prefix=f"{key}.")
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"'{key}' must be a list, got {value!r}")
+        if args[-1] is Ellipsis:
+            return tuple(_convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"'{key}' must have {len(args)} items, got {value!r}")
+        return tuple(_convert(arg, item, f"{key}[{i}]") for i, (arg, item) in enumerate(zip(args, value, strict=True)))
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError(f"config field {key} has an unsupported type")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{key}' must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{key}' must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"'{key}' must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{key}' must be a string, got {value!r}")
+        return value
+    raise AssertionError(f"config field {key} has an unsupported type {hint}")
+
+
+def _check_values(config: Config) -> None:
+    from kws.models import ARCHITECTURES
+
+    def require(ok: bool, key: str, value: object, why: str) -> None:
+        if not ok:
+            raise ConfigError(f"'{key}' = {value!r}: {why}")
+
+    words = config.keywords.words
+    require(len(words) >= 1, "keywords.words", words, "name at least one keyword")
+    require(len(set(words)) == len(words), "keywords.words", words, "keywords must be unique")
+    for word in words:
+        require(word.strip() == word and word != "" and not word.startswith("_"), "keywords.words", word,
+                "a keyword is a non-empty word without surrounding spaces or a leading '_'")
+        require(word not in ("silence", "unknown"), "keywords.words", word, "'silence' and 'unknown' are reserved")
+    overlap = set(words) & set(config.keywords.unknown_words)
+    require(not overlap, "keywords.unknown_words", sorted(overlap), "a keyword cannot also be an unknown word")
+    require(len(config.labels) <= 32, "keywords.words", words, "at most 32 classes fit the recognizer")
+    for name in ("silence_share", "unknown_share"):
+        value = getattr(config.keywords, name)
+        require(0.0 <= value <= 5.0, f"keywords.{name}", value, "must be between 0 and 5")
+    require(config.audio.sample_rate in (8000, 16000), "audio.sample_rate", config.audio.sample_rate,
+            "the board's PDM microphone runs at 16000 (8000 also works)")
+    require(250 <= config.audio.clip_ms <= 4000, "audio.clip_ms", config.audio.clip_ms, "must be 250..4000")
+    fe = config.frontend
+    require(0 < fe.stride_ms <= fe.window_ms, "frontend.stride_ms", fe.stride_ms, "must be positive and <= window_ms")
+    require(fe.window_ms < config.audio.clip_ms, "frontend.window_ms", fe.window_ms, "must be shorter than the clip")
+    require(1 <= fe.channels <= 64, "frontend.channels", fe.channels, "must be 1..64")
+    require(0 < fe.lower_band_hz < fe.upper_band_hz <= config.audio.sample_rate / 2, "frontend.upper_band_hz",
+            fe.upper_band_hz, "bands must satisfy 0 < lower_band_hz < upper_band_hz <= sample_rate/2")
+    require(0.0 <= fe.min_signal_remaining <= 1.0, "frontend.min_signal_remaining", fe.min_signal_remaining,
+            "must be 0..1")
+    aug = config.augment
+    require(aug.snr_db[0] <= aug.snr_db[1], "augment.snr_db", list(aug.snr_db), "must be [low, high]")
+    require(aug.gain_db[0] <= aug.gain_db[1], "augment.gain_db", list(aug.gain_db), "must be [low, high]")
+    require(0.0 <= aug.noise_probability <= 1.0, "augment.noise_probability", aug.noise_probability, "must be 0..1")
+    require(0 <= aug.copies <= 20, "augment.copies", aug.copies, "must be 0..20")
+    require(config.model.architecture in ARCHITECTURES, "model.architecture", config.model.architecture,
+            f"known architectures: {', '.join(ARCHITECTURES)}")
+    require(config.model.filters >= 1, "model.filters", config.model.filters, "must be positive")
+    require(0.0 <= config.model.dropout < 1.0, "model.dropout", config.model.dropout, "must be 0..1")
+    require(config.training.epochs >= 1, "training.epochs", config.training.epochs, "must be positive")
+    require(config.training.batch_size >= 1, "training.batch_size", config.training.batch_size, "must be positive")
+    rec = config.recognizer
+    require(0 <= rec.threshold <= 255, "recognizer.threshold", rec.threshold, "is on the 0..255 score scale")
+    require(rec.inference_every_strides >= 1, "recognizer.inference_every_strides", rec.inference_every_strides,
+            "must be positive")
+    require(1 <= rec.minimum_count <= 64, "recognizer.minimum_count", rec.minimum_count, "must be 1..64")

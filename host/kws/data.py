@@ -1,0 +1,347 @@
+"""From audio folders to the model's classes: indexing, class mapping, loading, augmentation, cached features.
+
+A data source is a folder in one of these layouts (detected, never configured):
+- Speech Commands (training archive or official test-set layout; `kws.speech_commands`),
+- a folder dataset `<root>/<word>/*.wav` with optional `train.csv`/`val.csv`/`test.csv` (columns `file` and
+  `class` or `label`) giving its own split, otherwise a deterministic speaker-disjoint split from the file-name
+  prefix (`<speaker>_...`, see `speaker_split`). Synthetic speech from `kws data synth` is one too.
+
+The official Speech Commands *test-set* layout holds only test speakers (the official hash rule puts nearly all of
+them in "test"), so when it is used as training data its clips are re-split by speaker with `speaker_split`.
+
+The config maps spoken words to classes: each keyword is its own class; other words become `unknown`; Speech
+Commands' `_silence_` clips and crops of background noise become `silence`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from kws import audio
+from kws.clips import SPLITS, Clip
+from kws.config import Config, ConfigError
+from kws.features import FLOAT_SCALE, ClipFeatures
+from kws.progress import Progress
+
+SILENCE_WORDS = {"_silence_"}
+NOISE_WORD = "_background_noise_"
+_CSV_SPLITS = {"train.csv": "train", "val.csv": "validation", "validation.csv": "validation", "test.csv": "test"}
+
+
+class DataError(ValueError):
+    """A data source that cannot be used; the message names the path and why."""
+
+
+def index_source(root: str | Path) -> list[Clip]:
+    """Every clip of one data source, with its word, speaker and split."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of audio")
+    if any((root / name).exists() for name in _CSV_SPLITS):
+        return _index_csv(root)
+    markers = ("_background_noise_", "_silence_", "_unknown_", "validation_list.txt", "testing_list.txt")
+    if not any((root / marker).exists() for marker in markers):
+        return _index_folders(root)
+    from kws import speech_commands
+
+    clips = speech_commands.index(root)
+    if (root / "_unknown_").is_dir():  # the official test-set layout
+        clips = [replace(clip, split=speaker_split(clip.speaker)) for clip in clips]
+    return clips
+
+
+def speaker_of(path: Path) -> str:
+    """The speaker part of a file name: everything before the first '_' (Speech Commands, Arabic commands, synth)."""
+    return path.stem.split("_", 1)[0] if "_" in path.stem else path.stem
+
+
+def speaker_split(speaker: str, validation_percent: int = 10, test_percent: int = 10) -> str:
+    """A deterministic speaker-disjoint split: a speaker's clips all land in one split, decided by a hash of its
+    name (salted, so it does not reproduce the official Speech Commands assignment)."""
+    bucket = int(hashlib.sha1(f"nano-kws:{speaker}".encode()).hexdigest(), 16) % 100
+    if bucket < validation_percent:
+        return "validation"
+    return "test" if bucket < validation_percent + test_percent else "train"
+
+
+def _index_folders(root: Path) -> list[Clip]:
+    clips = []
+    for path in sorted(root.glob("*/*.wav")):
+        speaker = speaker_of(path)
+        clips.append(Clip(path, path.parent.name, speaker, speaker_split(speaker)))
+    if not clips:
+        raise DataError(f"{root}: no <word>/*.wav files found")
+    return clips
+
+
+def _index_csv(root: Path) -> list[Clip]:
+    clips = []
+    for name, split in _CSV_SPLITS.items():
+        table = root / name
+        if not table.exists():
+            continue
+        with table.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            label_column = "class" if "class" in (reader.fieldnames or ()) else "label"
+            if "file" not in (reader.fieldnames or ()) or label_column not in (reader.fieldnames or ()):
+                raise DataError(f"{table}: needs the columns 'file' and 'class' (or 'label'), has {reader.fieldnames}")
+            for line, row in enumerate(reader, start=2):
+                path = root / row["file"]
+                if not row["file"] or not row[label_column]:
+                    raise DataError(f"{table}:{line}: empty file or class")
+                clips.append(Clip(path, row[label_column], speaker_of(path), split))
+    return sorted(clips, key=lambda clip: str(clip.path))
+
+
+@dataclass
+class Split:
+    """The clips of one split, as class indices and audio."""
+
+    paths: list[Path] = field(default_factory=list)
+    targets: list[int] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class Dataset:
+    """Labelled one-clip audio per split, the noise for augmentation, and what was skipped and why."""
+
+    labels: tuple[str, ...]
+    splits: dict[str, Split]
+    noise: list[np.ndarray]
+    skipped: list[str]
+    sources: list[str]
+
+    def summary(self) -> dict:
+        """Clip counts per split and class, for logs and the model card."""
+        counts = {name: dict(sorted(Counter(self.labels[t] for t in split.targets).items()))
+                  for name, split in self.splits.items()}
+        return {"sources": self.sources, "clips": counts, "skipped": len(self.skipped),
+                "noise_seconds": round(sum(len(n) for n in self.noise) / 16000, 1)}
+
+
+def load(config: Config, sources: list[str | Path], noise: list[str | Path] = (), seed: int | None = None) -> Dataset:
+    """Indexes the sources, maps words to the config's classes, balances silence/unknown and loads the audio."""
+    seed = config.training.seed if seed is None else seed
+    rng = np.random.default_rng(seed)
+    clips = [clip for source in sources for clip in index_source(source)]
+    labels = config.labels
+    keyword_index = {word: labels.index(word) for word in config.keywords.words}
+    _check_keywords(config, clips, sources)
+
+    skipped: list[str] = []
+    noise_paths = [clip.path for clip in clips if clip.word == NOISE_WORD]
+    noise_paths += [config.resolve(p) if not Path(p).is_absolute() else Path(p) for p in config.augment.noise]
+    noise_paths += [Path(p) for p in noise]
+    noise_audio = load_noise(noise_paths, config.audio.sample_rate, skipped) or generated_noise(
+        config.audio.sample_rate, rng)
+
+    splits = {}
+    for split_name in SPLITS:
+        in_split = [clip for clip in clips if clip.split == split_name and clip.word != NOISE_WORD]
+        keyword_clips = [clip for clip in in_split if clip.word in keyword_index]
+        per_keyword = len(keyword_clips) / max(1, len(config.keywords.words))
+        chosen = [(clip.path, keyword_index[clip.word]) for clip in keyword_clips]
+        if config.keywords.unknown:
+            unknown = [clip for clip in in_split if _is_unknown(config, clip.word)]
+            count = min(len(unknown), round(config.keywords.unknown_share * per_keyword))
+            picked = rng.choice(len(unknown), size=count, replace=False) if count else []
+            chosen += [(unknown[i].path, labels.index("unknown")) for i in sorted(picked)]
+        split = Split()
+        for path, target in chosen:
+            try:
+                clip_audio = audio.read_wav(path, config.audio.sample_rate)
+            except audio.AudioError as error:
+                skipped.append(str(error))
+                continue
+            split.paths.append(path)
+            split.targets.append(target)
+            split.audio.append(audio.fit_length(clip_audio, config.clip_samples))
+        if config.keywords.silence:
+            _add_silence(config, split, in_split, round(config.keywords.silence_share * per_keyword), noise_audio, rng,
+                         skipped)
+        splits[split_name] = split
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable files, first: {skipped[0]}", file=sys.stderr)
+    return Dataset(labels, splits, noise_audio, skipped, [str(s) for s in sources])
+
+
+def _check_keywords(config: Config, clips: list[Clip], sources: list[str | Path]) -> None:
+    words = Counter(clip.word for clip in clips if clip.split == "train")
+    missing = [word for word in config.keywords.words if not words[word]]
+    if missing:
+        found = ", ".join(sorted(w for w in words if not w.startswith("_"))) or "none"
+        raise ConfigError(f"keyword '{missing[0]}' of keywords.words has no training clips in "
+                          f"{', '.join(map(str, sources))} (words found: {found})")
+
+
+def _is_unknown(config: Config, word: str) -> bool:
+    if word in config.keywords.words or word in SILENCE_WORDS or word == NOISE_WORD:
+        return False
+    return not config.keywords.unknown_words or word in config.keywords.unknown_words
+
+
+def _add_silence(config: Config, split: Split, in_split: list[Clip], count: int, noise: list[np.ndarray],
+                 rng: np.random.Generator, skipped: list[str]) -> None:
+    """Silence: the dataset's own silence clips first, then quiet crops of background noise (a tenth digital zero)."""
+    silence_index = config.labels.index("silence")
+    for clip in [clip for clip in in_split if clip.word in SILENCE_WORDS][:count]:
+        try:
+            split.audio.append(audio.fit_length(audio.read_wav(clip.path, config.audio.sample_rate), config.clip_samples))
+        except audio.AudioError as error:
+            skipped.append(str(error))
+            continue
+        split.paths.append(clip.path)
+        split.targets.append(silence_index)
+        count -= 1
+    for i in range(max(0, count)):
+        if i % 10 == 0:
+            crop = np.zeros(config.clip_samples, np.int16)
+        else:
+            crop = _noise_crop(noise, config.clip_samples, rng)
+            crop = audio.float_to_int16(crop * 10 ** (rng.uniform(-50, -15) / 20) / max(_rms(crop), 1e-9))
+        split.paths.append(Path(f"<silence {i}>"))
+        split.targets.append(silence_index)
+        split.audio.append(crop)
+
+
+def load_noise(paths: list[Path], sample_rate: int, skipped: list[str]) -> list[np.ndarray]:
+    """Noise recordings as float arrays; a folder contributes every WAV below it."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(path.rglob("*.wav"))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise DataError(f"{path}: noise file or folder not found")
+    noise = []
+    for path in files:
+        try:
+            noise.append(audio.read_wav(path, sample_rate).astype(np.float32) / 32768.0)
+        except audio.AudioError as error:
+            skipped.append(str(error))
+    return noise
+
+
+def generated_noise(sample_rate: int, rng: np.random.Generator, seconds: int = 30) -> list[np.ndarray]:
+    """White, pink and brown noise: the offline default when no recordings are given."""
+    white = rng.standard_normal(sample_rate * seconds)
+    spectrum = np.fft.rfft(rng.standard_normal(sample_rate * seconds))
+    frequency = np.maximum(np.fft.rfftfreq(sample_rate * seconds), 1.0 / sample_rate)
+    pink = np.fft.irfft(spectrum / np.sqrt(frequency))
+    brown = np.fft.irfft(spectrum / frequency)
+    return [(n / np.abs(n).max() * 0.5).astype(np.float32) for n in (white, pink, brown)]
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+
+
+def _noise_crop(noise: list[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
+    source = noise[rng.integers(len(noise))]
+    if len(source) < length:
+        source = np.tile(source, length // len(source) + 1)
+    start = rng.integers(len(source) - length + 1)
+    return source[start:start + length]
+
+
+def mix_at_snr(clip: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """Adds noise scaled so that clip power / noise power = snr_db (float in, float out)."""
+    clip_rms, noise_rms = _rms(clip), _rms(noise)
+    if clip_rms == 0 or noise_rms == 0:
+        return clip + noise * 0.0
+    return clip + noise * (clip_rms / noise_rms / 10 ** (snr_db / 20))
+
+
+def augment(config: Config, clip: np.ndarray, noise: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One augmented version of an int16 clip: time shift, gain, background noise at a random SNR."""
+    aug = config.augment
+    x = clip.astype(np.float32) / 32768.0
+    shift = int(rng.integers(-aug.time_shift_ms, aug.time_shift_ms + 1)) * config.audio.sample_rate // 1000
+    x = np.roll(x, shift)
+    if shift > 0:
+        x[:shift] = 0
+    elif shift < 0:
+        x[shift:] = 0
+    x = x * 10 ** (rng.uniform(*aug.gain_db) / 20)
+    if rng.random() < aug.noise_probability:
+        x = mix_at_snr(x, _noise_crop(noise, len(x), rng), rng.uniform(*aug.snr_db))
+    return audio.float_to_int16(x)
+
+
+@dataclass
+class Features:
+    """Raw microfrontend features (uint16, exact) with class targets, per split."""
+
+    labels: tuple[str, ...]
+    raw: dict[str, np.ndarray]
+    targets: dict[str, np.ndarray]
+    summary: dict
+
+    def float(self, split: str) -> np.ndarray:
+        """The float model input, shape (n, slices, channels, 1)."""
+        return (self.raw[split].astype(np.float32) * np.float32(FLOAT_SCALE))[..., np.newaxis]
+
+
+def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path]) -> str:
+    """What the features depend on: the data-related config sections, the seed, and every file's size and time."""
+    files = []
+    for source in [*sources, *noise, *(config.resolve(p) for p in config.augment.noise)]:
+        source = Path(source)
+        for path in sorted(source.rglob("*")) if source.is_dir() else [source]:
+            if path.is_file():
+                stat = path.stat()
+                files.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+    payload = json.dumps([config.digest("keywords", "audio", "frontend", "augment"), config.training.seed, files])
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def features(config: Config, sources: list[str | Path], noise: list[str | Path] = (),
+             cache_dir: Path | None = None) -> Features:
+    """Features of every split, the training split with `augment.copies` augmented versions of each clip.
+
+    The augmented copies are drawn once with the config's seed and cached, so every model trained on the same config
+    and data sees exactly the same examples.
+    """
+    cache_file = None
+    if cache_dir is not None:
+        cache_file = Path(cache_dir) / f"features-{cache_key(config, sources, noise)}.npz"
+        if cache_file.exists():
+            with np.load(cache_file, allow_pickle=False) as stored:
+                summary = json.loads(str(stored["summary"]))
+                return Features(config.labels, {s: stored[f"raw_{s}"] for s in SPLITS},
+                                {s: stored[f"targets_{s}"] for s in SPLITS}, summary)
+    dataset = load(config, sources, noise)
+    extractor = ClipFeatures(config)
+    rng = np.random.default_rng(config.training.seed + 1)
+    raw, targets = {}, {}
+    for name, split in dataset.splits.items():
+        copies = 1 + (config.augment.copies if name == "train" else 0)
+        out = np.zeros((copies * len(split.audio), config.num_slices, config.frontend.channels), np.uint16)
+        with Progress(len(out), f"features {name}", unit="clips") as progress:
+            for i, clip in enumerate(split.audio):
+                out[i] = extractor.raw(clip)
+                progress.update()
+            for copy in range(1, copies):
+                for i, clip in enumerate(split.audio):
+                    out[copy * len(split.audio) + i] = extractor.raw(augment(config, clip, dataset.noise, rng))
+                    progress.update()
+        raw[name] = out
+        targets[name] = np.tile(np.asarray(split.targets, np.int32), copies)
+    summary = dataset.summary()
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache_file.with_suffix(".part.npz")
+        np.savez(partial, summary=json.dumps(summary), **{f"raw_{s}": raw[s] for s in SPLITS},
+                 **{f"targets_{s}": targets[s] for s in SPLITS})
+        partial.replace(cache_file)
+    return Features(config.labels, raw, targets, summary)

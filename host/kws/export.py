@@ -1,0 +1,263 @@
+"""Export: full-integer int8 .tflite, and the C files the firmware compiles with no hand edits.
+
+Everything in the generated header is read from the model or the config: labels in output order, the front-end
+parameters, the input quantization and the integer feature scaling derived from it, the arena size measured by the
+TFLM runtime (plus a stated margin), and the exact list of ops for the resolver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws import __version__
+from kws.config import Config
+from kws.data import Features
+from kws.features import Int8Scaling
+from kws.runtime import TFLITE_SCHEMA_VERSION, Int8Model, measure_arena, model_ops, schema_version
+
+# The board runs CMSIS-NN kernels, whose scratch buffers (e.g. for im2col) the reference kernels of the host runtime
+# do not request, and the host's 64-bit pointers make some bookkeeping larger: measured host arenas were within
+# ±20% of on-target figures for these models, so the firmware gets the measured size plus this margin.
+ARENA_MARGIN_FRACTION = 0.25
+ARENA_MARGIN_BYTES = 1024
+BOARD_FLASH_BYTES = 1024 * 1024
+BOARD_RAM_BYTES = 256 * 1024
+
+# MicroMutableOpResolver method for each builtin op (tensorflow/lite/micro/micro_mutable_op_resolver.h).
+RESOLVER_METHODS = {
+    "ADD": "AddAdd", "AVERAGE_POOL_2D": "AddAveragePool2D", "CONCATENATION": "AddConcatenation",
+    "CONV_2D": "AddConv2D", "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize",
+    "FULLY_CONNECTED": "AddFullyConnected", "LOGISTIC": "AddLogistic", "MAX_POOL_2D": "AddMaxPool2D",
+    "MEAN": "AddMean", "MUL": "AddMul", "PAD": "AddPad", "QUANTIZE": "AddQuantize", "RELU": "AddRelu",
+    "RELU6": "AddRelu6", "RESHAPE": "AddReshape", "SHAPE": "AddShape", "SOFTMAX": "AddSoftmax",
+    "SQUEEZE": "AddSqueeze", "STRIDED_SLICE": "AddStridedSlice", "PACK": "AddPack", "TRANSPOSE": "AddTranspose",
+}
+
+
+class ExportError(ValueError):
+    """A model the board cannot take; the message gives the numbers."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    out_dir: Path
+    tflite_bytes: int
+    arena_measured: int
+    arena_size: int
+    ops: list[str]
+    scaling: Int8Scaling
+
+
+def load_keras(model_path: Path):  # noqa: ANN201 - tf_keras.Model, imported lazily
+    """The trained float model (a QAT model needs tfmot's scope to deserialize its wrappers)."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras
+
+    with tfmot.quantization.keras.quantize_scope():
+        return tf_keras.models.load_model(model_path)
+
+
+def to_int8_tflite(model: object, representative: np.ndarray) -> bytes:
+    """Full-integer quantization with int8 input and output, calibrated on representative float features."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+
+    def samples():
+        for example in representative:
+            yield [example[np.newaxis].astype(np.float32)]
+
+    converter.representative_dataset = samples
+    return converter.convert()
+
+
+def export(config: Config, model_path: Path, data: Features, out_dir: Path, recipe: list[str] | None = None) -> Exported:
+    """Quantizes the trained model and writes model.tflite, the C array, model_settings.h and model_card.json."""
+    model = load_keras(model_path)
+    rng = np.random.default_rng(config.training.seed)
+    train = data.float("train")
+    representative = train[rng.choice(len(train), size=min(500, len(train)), replace=False)]
+    tflite = to_int8_tflite(model, representative)
+    ops = model_ops(tflite)
+    missing = [op for op in ops if op not in RESOLVER_METHODS]
+    if missing:
+        raise ExportError(f"the model uses {', '.join(missing)}, which the firmware's op resolver table lacks")
+    if schema_version(tflite) != TFLITE_SCHEMA_VERSION:
+        raise ExportError(f"schema version {schema_version(tflite)}, the firmware expects {TFLITE_SCHEMA_VERSION}")
+    arena_measured = measure_arena(tflite)
+    arena_size = (int(arena_measured * (1 + ARENA_MARGIN_FRACTION)) + ARENA_MARGIN_BYTES + 15) // 16 * 16
+    check_budget(config, len(tflite), arena_size)
+
+    interpreter = Int8Model(tflite, "tflm", arena_size)
+    expected_shape = (1, config.num_slices, config.frontend.channels, 1)
+    if interpreter.input_shape != expected_shape or interpreter.output_size != len(config.labels):
+        raise ExportError(f"model input {interpreter.input_shape} / {interpreter.output_size} outputs do not match "
+                          f"the config's {expected_shape} / {len(config.labels)} labels")
+    scaling = Int8Scaling.from_quantization(interpreter.input.scale, interpreter.input.zero_point)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "model.tflite").write_bytes(tflite)
+    if model_path.resolve() != (out_dir / model_path.name).resolve():
+        shutil.copyfile(model_path, out_dir / model_path.name)
+    if config.source is not None and config.source.resolve() != (out_dir / "config.toml").resolve():
+        shutil.copyfile(config.source, out_dir / "config.toml")
+    model_id = hashlib.sha256(tflite).hexdigest()[:8]
+    (out_dir / "model_data.h").write_text(MODEL_DATA_H)
+    (out_dir / "model_data.cc").write_text(c_array(tflite, config.name))
+    (out_dir / "model_settings.h").write_text(
+        model_settings_h(config, model_id, interpreter, scaling, arena_measured, arena_size, ops))
+    card = {
+        "name": config.name, "model_id": model_id, "labels": list(config.labels),
+        "architecture": config.model.architecture, "config": config.to_dict(), "data": data.summary,
+        "sizes": {"tflite_bytes": len(tflite), "arena_measured_bytes": arena_measured, "arena_bytes": arena_size,
+                  "arena_margin": f"{ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} B"},
+        "ops": ops,
+        "quantization": {"input_scale": interpreter.input.scale, "input_zero_point": interpreter.input.zero_point,
+                         "output_scale": interpreter.output.scale, "output_zero_point": interpreter.output.zero_point,
+                         "feature_multiplier": scaling.multiplier, "feature_shift": scaling.shift},
+        "recipe": recipe or [],
+        "software": software_versions(),
+    }
+    update_card(out_dir, card)
+    return Exported(out_dir, len(tflite), arena_measured, arena_size, ops, scaling)
+
+
+def check_budget(config: Config, flash: int, arena: int) -> None:
+    """Refuses a model over the config's budget or the nRF52840's memory, giving both numbers."""
+    for what, size, budget, where in (
+        ("model flatbuffer", flash, config.targets.flash_bytes, "targets.flash_bytes"),
+        ("tensor arena", arena, config.targets.arena_bytes, "targets.arena_bytes"),
+        ("model flatbuffer", flash, BOARD_FLASH_BYTES, "the nRF52840's 1 MB flash"),
+        ("tensor arena", arena, BOARD_RAM_BYTES, "the nRF52840's 256 KB RAM"),
+    ):
+        if size > budget:
+            raise ExportError(f"{what} is {size} bytes, over the budget of {budget} bytes ({where})")
+
+
+def update_card(out_dir: Path, fields: dict) -> dict:
+    """Merges fields into model_card.json (export, eval, report and calibrate each add theirs)."""
+    path = out_dir / "model_card.json"
+    card = json.loads(path.read_text()) if path.exists() else {}
+    card.update(fields)
+    path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    return card
+
+
+def software_versions() -> dict:
+    from importlib.metadata import version
+
+    packages = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "tflite-micro", "numpy")
+    return {"python": platform.python_version(), "nano-kws": __version__, **{p: version(p) for p in packages}}
+
+
+MODEL_DATA_H = """\
+// Generated by `kws export`. Do not edit.
+#ifndef KWS_MODEL_DATA_H_
+#define KWS_MODEL_DATA_H_
+
+extern const unsigned char g_model_data[];
+extern const unsigned int g_model_data_len;
+
+#endif  // KWS_MODEL_DATA_H_
+"""
+
+
+def c_array(tflite: bytes, name: str) -> str:
+    """The flatbuffer as a 16-byte aligned C array (TFLM reads tensors in place from flash)."""
+    rows = [", ".join(f"0x{byte:02x}" for byte in tflite[i:i + 12]) for i in range(0, len(tflite), 12)]
+    body = ",\n    ".join(rows)
+    return (f"// Generated by `kws export` from the {name} model. Do not edit.\n"
+            f'#include "model_data.h"\n\n'
+            f"alignas(16) const unsigned char g_model_data[] = {{\n    {body}}};\n"
+            f"const unsigned int g_model_data_len = {len(tflite)};\n")
+
+
+def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: Int8Scaling, arena_measured: int,
+                     arena_size: int, ops: list[str]) -> str:
+    fe, rec = config.frontend, config.recognizer
+    labels = ", ".join(f'"{label}"' for label in config.labels)
+    reportable = ", ".join("1" if label in config.keywords.words else "0" for label in config.labels)
+    register = " \\\n".join(f"    (resolver).{RESOLVER_METHODS[op]}();" for op in ops)
+    f = _c_float
+    return f"""\
+// Generated by `kws export` from the {config.name} model ({model_id}). Do not edit: re-export instead.
+#ifndef KWS_MODEL_SETTINGS_H_
+#define KWS_MODEL_SETTINGS_H_
+
+#define KWS_MODEL_NAME "{config.name}"
+#define KWS_MODEL_ID "{model_id}"
+#define KWS_TFLITE_SCHEMA_VERSION {TFLITE_SCHEMA_VERSION}
+
+// Audio
+#define KWS_SAMPLE_RATE {config.audio.sample_rate}
+#define KWS_CLIP_SAMPLES {config.clip_samples}
+
+// TFLM microfrontend (the training features used the same parameters)
+#define KWS_FE_WINDOW_MS {fe.window_ms}
+#define KWS_FE_STRIDE_MS {fe.stride_ms}
+#define KWS_FE_STRIDE_SAMPLES {config.stride_samples}
+#define KWS_FE_NUM_CHANNELS {fe.channels}
+#define KWS_FE_LOWER_BAND_HZ {f(fe.lower_band_hz)}
+#define KWS_FE_UPPER_BAND_HZ {f(fe.upper_band_hz)}
+#define KWS_FE_SMOOTHING_BITS {fe.smoothing_bits}
+#define KWS_FE_EVEN_SMOOTHING {f(fe.even_smoothing)}
+#define KWS_FE_ODD_SMOOTHING {f(fe.odd_smoothing)}
+#define KWS_FE_MIN_SIGNAL_REMAINING {f(fe.min_signal_remaining)}
+#define KWS_FE_ENABLE_PCAN {int(fe.pcan)}
+#define KWS_FE_PCAN_STRENGTH {f(fe.pcan_strength)}
+#define KWS_FE_PCAN_OFFSET {f(fe.pcan_offset)}
+#define KWS_FE_GAIN_BITS {fe.gain_bits}
+#define KWS_FE_ENABLE_LOG {int(fe.log)}
+#define KWS_FE_SCALE_SHIFT {fe.scale_shift}
+
+// Model input: KWS_NUM_SLICES slices of KWS_SLICE_SIZE int8 features.
+// int8 = clamp(KWS_INPUT_ZERO_POINT + ((raw * KWS_FEATURE_MULTIPLIER + 2^(KWS_FEATURE_SHIFT-1)) >> KWS_FEATURE_SHIFT))
+// maps the microfrontend's uint16 output to the input quantization (scale {model.input.scale!r}).
+#define KWS_NUM_SLICES {config.num_slices}
+#define KWS_SLICE_SIZE {fe.channels}
+#define KWS_INPUT_SCALE {f(model.input.scale)}
+#define KWS_INPUT_ZERO_POINT {model.input.zero_point}
+#define KWS_FEATURE_MULTIPLIER {scaling.multiplier}
+#define KWS_FEATURE_SHIFT {scaling.shift}
+#define KWS_OUTPUT_ZERO_POINT {model.output.zero_point}
+
+// Labels in the model's output order; only keywords are reported as detections.
+#define KWS_NUM_LABELS {len(config.labels)}
+#define KWS_LABELS {{{labels}}}
+#define KWS_LABEL_REPORTABLE {{{reportable}}}
+
+// Recognizer (posterior smoothing) defaults
+#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS {rec.average_window_ms}
+#define KWS_RECOGNIZER_THRESHOLD {rec.threshold}
+#define KWS_RECOGNIZER_SUPPRESSION_MS {rec.suppression_ms}
+#define KWS_RECOGNIZER_MINIMUM_COUNT {rec.minimum_count}
+#define KWS_INFERENCE_EVERY_STRIDES {rec.inference_every_strides}
+
+// Tensor arena: {arena_measured} bytes measured with the TFLM runtime + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} bytes
+// for CMSIS-NN scratch buffers.
+#define KWS_ARENA_SIZE {arena_size}
+
+// Ops the model uses; the resolver registers exactly these.
+#define KWS_OP_COUNT {len(ops)}
+#define KWS_REGISTER_OPS(resolver) \\
+  do {{ \\
+{register} \\
+  }} while (0)
+
+#endif  // KWS_MODEL_SETTINGS_H_
+"""
+
+
+def _c_float(value: float) -> str:
+    return np.format_float_positional(np.float32(value), trim="0") + "f"  # shortest text that round-trips
