@@ -1,0 +1,118 @@
+"""Data sources: splits, class mapping, bad files and augmentation."""
+
+import wave
+
+import numpy as np
+import pytest
+
+from kws import audio, data
+from kws.config import ConfigError, from_dict
+
+
+def _write(path, samples, rate=16000, channels=1):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(np.asarray(samples, "<i2").tobytes())
+
+
+def _tone(seconds=1.0, rate=16000, hz=440.0):
+    t = np.arange(int(seconds * rate)) / rate
+    return (8000 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+@pytest.fixture
+def folder_dataset(tmp_path):
+    root = tmp_path / "set"
+    for word, hz in (("alpha", 300), ("beta", 600), ("other", 900)):
+        for speaker in range(40):
+            _write(root / word / f"spk{speaker:02d}_nohash_0.wav", _tone(hz=hz + speaker))
+    return root
+
+
+def test_folder_split_is_deterministic_and_speaker_disjoint(folder_dataset):
+    first = data.index_source(folder_dataset)
+    assert first == data.index_source(folder_dataset)
+    splits_of = {}
+    for clip in first:
+        splits_of.setdefault(clip.speaker, set()).add(clip.split)
+    assert all(len(splits) == 1 for splits in splits_of.values())
+    assert {s for splits in splits_of.values() for s in splits} == {"train", "validation", "test"}
+
+
+def test_csv_split(tmp_path):
+    root = tmp_path / "csvset"
+    for name in ("a1_NO_1", "a2_NO_1"):
+        _write(root / "yes" / f"{name}.wav", _tone())
+    (root / "train.csv").write_text("file,class\nyes/a1_NO_1.wav,yes\n")
+    (root / "val.csv").write_text("file,class\nyes/a2_NO_1.wav,yes\n")
+    clips = data.index_source(root)
+    assert [(c.path.name, c.word, c.speaker, c.split) for c in clips] == [
+        ("a1_NO_1.wav", "yes", "a1", "train"), ("a2_NO_1.wav", "yes", "a2", "validation")]
+    (root / "test.csv").write_text("path,word\nx,y\n")
+    with pytest.raises(data.DataError, match="test.csv: needs the columns"):
+        data.index_source(root)
+
+
+def test_class_mapping_and_balance(folder_dataset):
+    config = from_dict({"keywords": {"words": ["alpha", "beta"], "unknown_share": 0.5, "silence_share": 0.5}})
+    dataset = data.load(config, [folder_dataset])
+    train = dataset.splits["train"]
+    counts = np.bincount(train.targets, minlength=4)
+    per_keyword = (counts[2] + counts[3]) / 2
+    assert counts[2] > 0 and counts[3] > 0
+    assert counts[1] == round(0.5 * per_keyword)  # unknown: the 'other' word
+    assert counts[0] == round(0.5 * per_keyword)  # silence: generated
+    assert all(len(clip) == 16000 and clip.dtype == np.int16 for clip in train.audio)
+
+
+def test_unknown_keyword_is_a_config_error(folder_dataset):
+    config = from_dict({"keywords": {"words": ["alpha", "gamma"]}})
+    with pytest.raises(ConfigError, match="keyword 'gamma'.*words found: alpha, beta, other"):
+        data.load(config, [folder_dataset])
+
+
+def test_corrupt_files_are_reported_and_counted(folder_dataset, capsys):
+    (folder_dataset / "alpha" / "spk00_nohash_0.wav").write_bytes(b"RIFF\x00\x00garbage")
+    short = folder_dataset / "beta" / "spk01_nohash_0.wav"
+    short.write_bytes(short.read_bytes()[:-1])  # half a sample: truncated data
+    config = from_dict({"keywords": {"words": ["alpha", "beta"]}})
+    dataset = data.load(config, [folder_dataset])
+    assert len(dataset.skipped) == 2
+    assert any("spk00_nohash_0.wav: not a readable PCM WAV" in s for s in dataset.skipped)
+    assert any("spk01_nohash_0.wav: truncated data" in s for s in dataset.skipped)
+    assert "skipped 2 unreadable files" in capsys.readouterr().err
+
+
+def test_other_rates_and_stereo_are_converted(tmp_path):
+    stereo = np.repeat(_tone(rate=44100, hz=1000)[:, None], 2, axis=1)
+    _write(tmp_path / "s.wav", stereo, rate=44100, channels=2)
+    converted = audio.read_wav(tmp_path / "s.wav", 16000)
+    assert len(converted) == 16000
+    spectrum = np.abs(np.fft.rfft(converted))
+    assert abs(int(np.argmax(spectrum)) - 1000) <= 1  # still a 1 kHz tone
+    _write(tmp_path / "e.wav", np.zeros(0, np.int16), rate=8000)
+    assert len(audio.read_wav(tmp_path / "e.wav", 16000)) == 0
+    with pytest.raises(audio.AudioError, match="missing.wav: cannot be read"):
+        audio.read_wav(tmp_path / "missing.wav", 16000)
+
+
+def test_mix_at_snr_hits_the_requested_ratio():
+    rng = np.random.default_rng(0)
+    clip, noise = rng.normal(0, 0.3, 16000), rng.normal(0, 0.01, 16000)
+    mixed = data.mix_at_snr(clip, noise, 10.0)
+    added = mixed - clip
+    snr = 10 * np.log10(np.mean(clip**2) / np.mean(added**2))
+    assert snr == pytest.approx(10.0, abs=1e-6)
+
+
+def test_augment_is_seeded_and_keeps_length():
+    config = from_dict({})
+    noise = data.generated_noise(16000, np.random.default_rng(0))
+    clip = _tone()
+    a = data.augment(config, clip, noise, np.random.default_rng(5))
+    b = data.augment(config, clip, noise, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == clip.shape and a.dtype == np.int16 and not np.array_equal(a, clip)

@@ -1,0 +1,85 @@
+"""Export: what the firmware compiles is exactly what was trained, and described by the model itself."""
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from kws.evaluate import ModelDir
+from kws.export import RESOLVER_METHODS, ExportError, check_budget, export
+from kws.features import Int8Scaling
+from kws.runtime import Int8Model, model_ops
+
+
+def _macros(header: str) -> dict[str, str]:
+    return dict(re.findall(r"^#define (KWS_\w+) (.+)$", header, flags=re.M))
+
+
+def test_c_array_is_the_tflite_byte_for_byte(tiny_model):
+    source = (tiny_model / "model_data.cc").read_text()
+    assert "alignas(16) const unsigned char g_model_data[]" in source
+    body = source.split("{", 1)[1].split("}", 1)[0]
+    parsed = bytes(int(token, 16) for token in re.findall(r"0x([0-9a-f]{2})", body))
+    tflite = (tiny_model / "model.tflite").read_bytes()
+    assert parsed == tflite
+    assert f"g_model_data_len = {len(tflite)};" in source
+
+
+def test_model_settings_are_read_from_the_model(tiny_model):
+    model_dir = ModelDir(tiny_model)
+    config = model_dir.config
+    macros = _macros((tiny_model / "model_settings.h").read_text())
+    model = Int8Model(model_dir.tflite, "tflm")
+    scaling = Int8Scaling.from_quantization(model.input.scale, model.input.zero_point)
+    labels = re.findall(r'"([^"]*)"', macros["KWS_LABELS"])
+    assert labels == list(config.labels)
+    assert int(macros["KWS_NUM_LABELS"]) == model.output_size == len(labels)
+    assert macros["KWS_LABEL_REPORTABLE"] == "{" + ", ".join(
+        "1" if label in config.keywords.words else "0" for label in labels) + "}"
+    assert float(macros["KWS_INPUT_SCALE"].rstrip("f")) == pytest.approx(model.input.scale, rel=1e-6)
+    assert int(macros["KWS_INPUT_ZERO_POINT"]) == model.input.zero_point
+    assert int(macros["KWS_OUTPUT_ZERO_POINT"]) == model.output.zero_point
+    assert int(macros["KWS_FEATURE_MULTIPLIER"]) == scaling.multiplier
+    assert int(macros["KWS_FEATURE_SHIFT"]) == scaling.shift
+    assert (int(macros["KWS_NUM_SLICES"]), int(macros["KWS_SLICE_SIZE"])) == model.input_shape[1:3]
+    assert int(macros["KWS_FE_NUM_CHANNELS"]) == config.frontend.channels
+    assert float(macros["KWS_FE_PCAN_OFFSET"].rstrip("f")) == config.frontend.pcan_offset
+    assert int(macros["KWS_RECOGNIZER_THRESHOLD"]) == config.recognizer.threshold
+    assert int(macros["KWS_ARENA_SIZE"]) >= 1.25 * _card(tiny_model)["sizes"]["arena_measured_bytes"]
+    # The arena the header promises really runs the model in TFLM.
+    Int8Model(model_dir.tflite, "tflm", arena_size=int(macros["KWS_ARENA_SIZE"])).predict(
+        np.zeros((1, *model.input_shape[1:3]), np.int8))
+
+
+def test_resolver_registers_exactly_the_models_ops(tiny_model):
+    header = (tiny_model / "model_settings.h").read_text()
+    ops = model_ops((tiny_model / "model.tflite").read_bytes())
+    registered = re.findall(r"\(resolver\)\.(\w+)\(\);", header)
+    assert sorted(registered) == sorted(RESOLVER_METHODS[op] for op in ops)
+    assert int(_macros(header)["KWS_OP_COUNT"]) == len(ops) == len(registered)
+
+
+def test_tflm_and_litert_give_identical_int8_outputs(tiny_model):
+    tflite = (tiny_model / "model.tflite").read_bytes()
+    tflm, litert = Int8Model(tflite, "tflm"), Int8Model(tflite, "litert")
+    rng = np.random.default_rng(0)
+    features = rng.integers(-128, 128, size=(40, *tflm.input_shape[1:3]), dtype=np.int8)
+    np.testing.assert_array_equal(tflm.predict(features), litert.predict(features))
+
+
+def test_export_refuses_a_model_over_budget(tiny_run, tmp_path):
+    config, data, model_path = tiny_run
+    small = dataclasses.replace(config, targets=dataclasses.replace(config.targets, flash_bytes=1000))
+    with pytest.raises(ExportError, match=r"model flatbuffer is \d+ bytes, over the budget of 1000 bytes"):
+        export(small, model_path, data, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ExportError, match=r"tensor arena is 300000 bytes, over the budget of 262144 bytes"):
+        check_budget(dataclasses.replace(config, targets=dataclasses.replace(config.targets, arena_bytes=10**6)),
+                     1000, 300_000)
+
+
+def _card(model_dir):
+    import json
+
+    return json.loads((model_dir / "model_card.json").read_text())
