@@ -1,0 +1,87 @@
+// nano-kws firmware: keyword spotting on the Arduino Nano 33 BLE Sense.
+// setup() brings the parts up in dependency order; loop() moves audio from
+// the active input through the pipeline and sends the periodic lines.
+#include <Arduino.h>
+
+#include "audio_provider.h"
+#include "feature_provider.h"
+#include "host_stream.h"
+#include "model_runner.h"
+#include "pipeline.h"
+#include "responder.h"
+#include "serial_out.h"
+#include "timing.h"
+
+namespace {
+constexpr uint32_t kStatsEveryMs = 5000;
+constexpr uint32_t kHelloEveryMs = 10000;
+
+uint32_t g_last_stats_ms = 0;
+uint32_t g_last_hello_ms = 0;
+uint32_t g_reported_overruns = 0;
+
+void on_input_changed(InputMode) { pipeline_reset(); }
+
+void on_clip_begin(uint32_t) { pipeline_reset(); }
+
+void on_clip_end(uint32_t clip_id) {
+  pipeline_finish_clip(host_stream_ring(), clip_id);
+}
+
+const HostStreamHandlers kHandlers = {on_input_changed, on_clip_begin,
+                                      on_clip_end};
+
+uint32_t overruns() {
+  return kws_ring_dropped(audio_provider_ring()) +
+         kws_ring_dropped(host_stream_ring());
+}
+
+void send_periodic(uint32_t now_ms) {
+  if (now_ms - g_last_stats_ms >= kStatsEveryMs) {
+    g_last_stats_ms = now_ms;
+    const uint32_t lost = overruns();
+    if (lost != g_reported_overruns) {
+      serial_send_err("overrun", "audio_samples_lost");
+      g_reported_overruns = lost;
+    }
+    pipeline_send_stats(host_stream_mode(), lost, host_stream_bad_frames());
+  }
+  if (!host_stream_host_seen() && now_ms - g_last_hello_ms >= kHelloEveryMs) {
+    g_last_hello_ms = now_ms;
+    serial_send_hello(host_stream_mode());
+  }
+}
+}  // namespace
+
+void setup() {
+  Serial.begin(115200);  // USB CDC: the rate is nominal, never waited for
+  timing_setup();
+  responder_setup();
+  const char* detail = "";
+  if (const char* code = model_runner_setup(&detail)) {
+    responder_fail(code, detail);
+  }
+  if (!feature_provider_setup()) {
+    responder_fail("frontend", "populate_state_failed");
+  }
+  pipeline_setup();
+  host_stream_setup();
+  if (!audio_provider_setup()) responder_fail("pdm", "begin_failed");
+  g_last_hello_ms = millis();
+  g_last_stats_ms = g_last_hello_ms;
+  serial_send_hello(InputMode::kMic);
+}
+
+void loop() {
+  const uint32_t now_ms = millis();
+  host_stream_poll(now_ms, kHandlers);
+  kws_ring* mic = audio_provider_ring();
+  if (host_stream_mode() == InputMode::kHost) {
+    kws_ring_skip(mic, kws_ring_available(mic));  // the microphone is ignored
+    pipeline_run(host_stream_ring());
+  } else if (audio_provider_ready()) {
+    pipeline_run(mic);
+  }
+  responder_update(now_ms);
+  send_periodic(now_ms);
+}
