@@ -79,7 +79,7 @@ class Augment:
 class Model:
     architecture: str = "tiny_conv"  # one of kws.models.ARCHITECTURES
     filters: int = 8
-    blocks: int = 4  # ds_cnn: depthwise-separable blocks
+    blocks: int = 4  # ds_cnn: depthwise-separable blocks; cnn: strided 3x3 convolutions after the first
     kernel: tuple[int, int] = (10, 8)  # first convolution (time, frequency)
     stride: tuple[int, int] = (2, 2)
     dropout: float = 0.2
@@ -224,7 +224,7 @@ def _convert(hint: object, value: object, key: str) -> object:
     origin = typing.get_origin(hint)
     if origin is tuple:
         args = typing.get_args(hint)
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             raise ConfigError(f"'{key}' must be a list, got {value!r}")
         if args[-1] is Ellipsis:
             return tuple(_convert(args[0], item, f"{key}[{i}]") for i, item in enumerate(value))

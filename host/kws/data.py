@@ -63,7 +63,7 @@ def speaker_of(path: Path) -> str:
     return path.stem.split("_", 1)[0] if "_" in path.stem else path.stem
 
 
-def speaker_split(speaker: str, validation_percent: int = 10, test_percent: int = 10) -> str:
+def speaker_split(speaker: str, validation_percent: int = 15, test_percent: int = 15) -> str:
     """A deterministic speaker-disjoint split: a speaker's clips all land in one split, decided by a hash of its
     name (salted, so it does not reproduce the official Speech Commands assignment)."""
     bucket = int(hashlib.sha1(f"nano-kws:{speaker}".encode()).hexdigest(), 16) % 100

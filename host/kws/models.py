@@ -58,13 +58,37 @@ def ds_cnn(config: Config) -> tf_keras.Model:
     return _model(inputs, outputs, "ds_cnn")
 
 
+def cnn(config: Config) -> tf_keras.Model:
+    """Two strided standard convolutions, global pooling and a classifier.
+
+    On Cortex-M4 a CMSIS-NN standard convolution costs about 2.3 instructions per MAC against about 7.9 for a 3x3
+    depthwise one, so at a fixed time budget plain convolutions buy more MACs than depthwise-separable blocks.
+    """
+    from tf_keras import layers
+
+    m = config.model
+    inputs = layers.Input((config.num_slices, config.frontend.channels, 1), name="features")
+    x = layers.Conv2D(m.filters, m.kernel, strides=m.stride, padding="same", use_bias=False)(inputs)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    for _ in range(m.blocks):
+        x = layers.Conv2D(m.filters, 3, strides=2, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    x = layers.Dropout(m.dropout)(x)
+    x = layers.AveragePooling2D(pool_size=x.shape[1:3])(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(len(config.labels), activation="softmax")(x)
+    return _model(inputs, outputs, "cnn")
+
+
 def _model(inputs: typing.Any, outputs: typing.Any, name: str) -> tf_keras.Model:
     import tf_keras
 
     return tf_keras.Model(inputs, outputs, name=name)
 
 
-ARCHITECTURES: dict[str, typing.Callable[[Config], typing.Any]] = {"tiny_conv": tiny_conv, "ds_cnn": ds_cnn}
+ARCHITECTURES: dict[str, typing.Callable[[Config], typing.Any]] = {"tiny_conv": tiny_conv, "ds_cnn": ds_cnn, "cnn": cnn}
 
 
 def build(config: Config) -> tf_keras.Model:
