@@ -32,8 +32,8 @@ def ds_cnn(config: Config) -> tf_keras.Model:
     """Depthwise-separable CNN (Zhang et al. 2017, "Hello Edge"; the MLPerf Tiny KWS reference family).
 
     A strided first convolution, then `blocks` of depthwise 3x3 + pointwise 1x1, then global average pooling.
-    Pooling is an AveragePooling2D over the whole map (AVERAGE_POOL_2D) rather than GlobalAveragePooling2D, which
-    converts to MEAN: on Cortex-M4 MEAN costs 26x more instructions for the same result.
+    Global pooling is an AveragePooling2D over the whole map (AVERAGE_POOL_2D) rather than GlobalAveragePooling2D,
+    which converts to MEAN: on Cortex-M4 MEAN costs 26x more instructions for the same result.
     """
     from tf_keras import layers, regularizers
 
@@ -51,10 +51,7 @@ def ds_cnn(config: Config) -> tf_keras.Model:
         x = layers.Conv2D(m.filters, 1, use_bias=False, kernel_regularizer=l2)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
-    x = layers.Dropout(m.dropout)(x)
-    x = layers.AveragePooling2D(pool_size=x.shape[1:3])(x)
-    x = layers.Flatten()(x)
-    outputs = layers.Dense(len(config.labels), activation="softmax")(x)
+    outputs = _classifier(config, x)
     return _model(inputs, outputs, "ds_cnn")
 
 
@@ -75,11 +72,19 @@ def cnn(config: Config) -> tf_keras.Model:
         x = layers.Conv2D(m.filters, 3, strides=2, padding="same", use_bias=False)(x)
         x = layers.BatchNormalization()(x)
         x = layers.ReLU()(x)
-    x = layers.Dropout(m.dropout)(x)
-    x = layers.AveragePooling2D(pool_size=x.shape[1:3])(x)
-    x = layers.Flatten()(x)
-    outputs = layers.Dense(len(config.labels), activation="softmax")(x)
+    outputs = _classifier(config, x)
     return _model(inputs, outputs, "cnn")
+
+
+def _classifier(config: Config, x: typing.Any) -> typing.Any:
+    """Dropout, then global average pooling or flattening (config.model.head), then a softmax layer."""
+    from tf_keras import layers
+
+    x = layers.Dropout(config.model.dropout)(x)
+    if config.model.head == "average":
+        x = layers.AveragePooling2D(pool_size=x.shape[1:3])(x)
+    x = layers.Flatten()(x)
+    return layers.Dense(len(config.labels), activation="softmax")(x)
 
 
 def _model(inputs: typing.Any, outputs: typing.Any, name: str) -> tf_keras.Model:
