@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import tomllib
 import types
 import typing
@@ -68,6 +69,7 @@ class Augment:
     snr_db: tuple[float, float] = (5.0, 20.0)
     time_shift_ms: int = 100
     gain_db: tuple[float, float] = (-6.0, 6.0)
+    speed: tuple[float, float] = (1.0, 1.0)  # speed perturbation factor range (resampling: tempo and pitch together)
     copies: int = 2  # augmented copies of each training clip (fixed once, cached, shared by every model)
     time_masks: int = 0  # SpecAugment: masks per example over time slices
     time_mask_slices: int = 5
@@ -200,6 +202,42 @@ def load(path: str | Path) -> Config:
     return dataclasses.replace(config, source=path.resolve())
 
 
+def set_values(path: str | Path, table: str, values: dict[str, int | float]) -> None:
+    """Sets numbers in one [table] of a config file in place, keeping every other line (and comments) as written.
+
+    A key already in the table gets its value replaced, a missing one is added at the table's end, a missing table
+    is appended. The result is checked by reading it back (a table written with dotted keys would fail that).
+    """
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]\s*(#.*)?$")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        lines += ["\n", f"[{table}]\n"]
+        start = len(lines) - 1
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    for key, value in values.items():
+        text = repr(value) if isinstance(value, float) else str(int(value))
+        pattern = re.compile(rf"^(\s*{re.escape(key)}\s*=\s*)[^#\r\n]*?(\s*(#.*)?)(\r?\n)?$")
+        for i in range(start + 1, end):
+            match = pattern.match(lines[i])
+            if match:
+                lines[i] = f"{match[1]}{text}{match[2]}{match[4] or ''}"
+                break
+        else:
+            last = max((i for i in range(start, end) if lines[i].strip()), default=start)
+            lines.insert(last + 1, f"{key} = {text}\n")
+            end += 1
+    updated = "".join(lines)
+    written = tomllib.loads(updated).get(table, {})
+    if any(written.get(key) != value for key, value in values.items()):
+        raise ConfigError(f"{path}: could not set {table}.{', '.join(values)} (is [{table}] written in another form?)")
+    from_dict(tomllib.loads(updated))
+    path.write_text(updated, encoding="utf-8")
+
+
 def from_dict(raw: dict) -> Config:
     """Builds a validated Config from plain data (as parsed from TOML)."""
     config = _build(Config, raw, prefix="")
@@ -289,6 +327,8 @@ def _check_values(config: Config) -> None:
     aug = config.augment
     require(aug.snr_db[0] <= aug.snr_db[1], "augment.snr_db", list(aug.snr_db), "must be [low, high]")
     require(aug.gain_db[0] <= aug.gain_db[1], "augment.gain_db", list(aug.gain_db), "must be [low, high]")
+    require(0.5 <= aug.speed[0] <= aug.speed[1] <= 2.0, "augment.speed", list(aug.speed),
+            "must be [low, high] within 0.5..2.0")
     require(0.0 <= aug.noise_probability <= 1.0, "augment.noise_probability", aug.noise_probability, "must be 0..1")
     require(0 <= aug.copies <= 20, "augment.copies", aug.copies, "must be 0..20")
     require(config.model.architecture in ARCHITECTURES, "model.architecture", config.model.architecture,

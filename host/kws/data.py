@@ -128,8 +128,13 @@ class Dataset:
                 "noise_seconds": round(sum(len(n) for n in self.noise) / 16000, 1)}
 
 
-def load(config: Config, sources: list[str | Path], noise: list[str | Path] = (), seed: int | None = None) -> Dataset:
-    """Indexes the sources, maps words to the config's classes, balances silence/unknown and loads the audio."""
+def load(config: Config, sources: list[str | Path], noise: list[str | Path] = (), seed: int | None = None,
+         splits: tuple[str, ...] = SPLITS) -> Dataset:
+    """Indexes the sources, maps words to the config's classes, balances silence/unknown and loads the audio.
+
+    Only the audio of `splits` is read (the others come back empty), but every split's clips are still drawn, so a
+    held-out split holds exactly the clips it holds when all are loaded (`kws eval` and `kws report` agree).
+    """
     seed = config.training.seed if seed is None else seed
     rng = np.random.default_rng(seed)
     clips = [clip for source in sources for clip in index_source(source)]
@@ -144,7 +149,7 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
     noise_audio = load_noise(noise_paths, config.audio.sample_rate, skipped) or generated_noise(
         config.audio.sample_rate, rng)
 
-    splits = {}
+    loaded = {}
     for split_name in SPLITS:
         in_split = [clip for clip in clips if clip.split == split_name and clip.word != NOISE_WORD]
         keyword_clips = [clip for clip in in_split if clip.word in keyword_index]
@@ -156,7 +161,7 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
             picked = rng.choice(len(unknown), size=count, replace=False) if count else []
             chosen += [(unknown[i].path, labels.index("unknown")) for i in sorted(picked)]
         split = Split()
-        for path, target in chosen:
+        for path, target in chosen if split_name in splits else ():
             try:
                 clip_audio = audio.read_wav(path, config.audio.sample_rate)
             except audio.AudioError as error:
@@ -166,12 +171,13 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
             split.targets.append(target)
             split.audio.append(audio.fit_length(clip_audio, config.clip_samples))
         if config.keywords.silence:
+            # Drawn for every split: the crops come from the shared rng, so skipping one would change the next.
             _add_silence(config, split, in_split, round(config.keywords.silence_share * per_keyword), noise_audio, rng,
                          skipped)
-        splits[split_name] = split
+        loaded[split_name] = split if split_name in splits else Split()
     if skipped:
         print(f"skipped {len(skipped)} unreadable files, first: {skipped[0]}", file=sys.stderr)
-    return Dataset(labels, splits, noise_audio, skipped, [str(s) for s in sources])
+    return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources])
 
 
 def _check_keywords(config: Config, clips: list[Clip], sources: list[str | Path]) -> None:
@@ -181,6 +187,17 @@ def _check_keywords(config: Config, clips: list[Clip], sources: list[str | Path]
         found = ", ".join(sorted(w for w in words if not w.startswith("_"))) or "none"
         raise ConfigError(f"keyword '{missing[0]}' of keywords.words has no training clips in "
                           f"{', '.join(map(str, sources))} (words found: {found})")
+
+
+def class_of(config: Config, word: str) -> int | None:
+    """The config's class index for a spoken word, or None when the config has no class for it."""
+    if word in config.keywords.words:
+        return config.labels.index(word)
+    if word in SILENCE_WORDS:
+        return config.labels.index("silence") if config.keywords.silence else None
+    if config.keywords.unknown and _is_unknown(config, word):
+        return config.labels.index("unknown")
+    return None
 
 
 def _is_unknown(config: Config, word: str) -> bool:
@@ -256,16 +273,24 @@ def _noise_crop(noise: list[np.ndarray], length: int, rng: np.random.Generator) 
 
 def mix_at_snr(clip: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """Adds noise scaled so that clip power / noise power = snr_db (float in, float out)."""
-    clip_rms, noise_rms = _rms(clip), _rms(noise)
-    if clip_rms == 0 or noise_rms == 0:
-        return clip + noise * 0.0
-    return clip + noise * (clip_rms / noise_rms / 10 ** (snr_db / 20))
+    return clip + noise * snr_gain(_rms(clip), _rms(noise), snr_db)
+
+
+def snr_gain(signal_rms: float, noise_rms: float, snr_db: float) -> float:
+    """The factor that puts noise of noise_rms snr_db below a signal of signal_rms (0 if either is silent)."""
+    if signal_rms == 0 or noise_rms == 0:
+        return 0.0
+    return signal_rms / noise_rms / 10 ** (snr_db / 20)
 
 
 def augment(config: Config, clip: np.ndarray, noise: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One augmented version of an int16 clip: time shift, gain, background noise at a random SNR."""
+    """One augmented version of an int16 clip: speed, time shift, gain, background noise at a random SNR."""
     aug = config.augment
     x = clip.astype(np.float32) / 32768.0
+    if aug.speed[1] > aug.speed[0] or aug.speed[0] != 1.0:
+        # Speed perturbation (Ko et al. 2015): resample by a random factor, then restore the clip length.
+        factor = rng.uniform(*aug.speed)
+        x = audio.fit_length(audio.resample(x, round(100 * factor), 100).astype(np.float32), len(x))
     shift = int(rng.integers(-aug.time_shift_ms, aug.time_shift_ms + 1)) * config.audio.sample_rate // 1000
     x = np.roll(x, shift)
     if shift > 0:

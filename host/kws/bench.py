@@ -1,0 +1,209 @@
+"""`kws bench`: accuracy, latency, throughput and energy of the model as the board runs it, on labelled clips.
+
+Each clip goes through host-stream mode as CLIP_BEGIN, AUDIO..., CLIP_END: the board resets its front end, window
+and recognizer, so a clip is scored exactly like a training clip (`tests/test_sim.py` checks the virtual board's
+model input equals the training features), and answers RESULT with its class and per-stage timings.
+
+Energy comes from the board power model in the config (`[board]`, sources in docs/energy.md) via `kws.cost.energy`:
+on a real board (timing=dwt) with the measured median inference time, on the virtual board (timing=host, where
+host time says nothing about the M4) with its `est_m4_us` estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from kws import audio, data
+from kws.config import Config
+from kws.device import Connection, DeviceError
+from kws.evaluate import ModelDir, confusion, format_confusion
+from kws.monitor import percentile
+from kws.protocol import FrameType as F
+from kws.protocol import Message, clip_payload, split_audio
+
+RESULT_TIMEOUT_S = 30.0
+STAGES = ("fe_us", "inf_us", "step_us")
+
+
+@dataclass(frozen=True)
+class LabelledClip:
+    path: Path
+    target: int
+
+
+def labelled_clips(config: Config, source: str | Path, limit: int | None = None, seed: int = 0) -> list[LabelledClip]:
+    """The source's clips with the config's class of each (background-noise files and unmapped words left out).
+
+    With a limit, a seeded random sample, so a class-sorted folder still gives every class a share.
+    """
+    clips = []
+    for clip in data.index_source(source):
+        target = data.class_of(config, clip.word)
+        if target is not None:
+            clips.append(LabelledClip(clip.path, target))
+    if limit is not None and limit < len(clips):
+        picked = np.random.default_rng(seed).choice(len(clips), size=limit, replace=False)
+        clips = [clips[i] for i in sorted(picked)]
+    return clips
+
+
+def board_config(hello: Message, model: str | None) -> Config:
+    """The config of the model the board runs: from --model, else models/<name from HELLO>."""
+    if model is None:
+        name = hello.fields.get("model", "")
+        candidates = [Path("models") / name, Path(__file__).resolve().parents[2] / "models" / name]
+        found = next((path for path in candidates if (path / "config.toml").exists()), None)
+        if found is None:
+            raise FileNotFoundError(f"the board runs model '{name}', but no models/{name}/config.toml was found "
+                                    "here or in the repository: pass --model DIR")
+        model = str(found)
+    config = ModelDir(model).config
+    board_labels = hello.get_list("labels")
+    if board_labels != list(config.labels):
+        raise ValueError(f"the board's labels {board_labels} differ from {model}'s {list(config.labels)}: "
+                         "--model must be the model the board runs")
+    return config
+
+
+def run_clips(connection: Connection, config: Config, clips: list[LabelledClip], out: TextIO) -> list[Message]:
+    """Sends every clip and collects its RESULT line, in order."""
+    results = []
+    for clip_id, clip in enumerate(clips):
+        samples = audio.fit_length(audio.read_wav(clip.path, config.audio.sample_rate), config.clip_samples)
+        connection.send(F.CLIP_BEGIN, clip_payload(clip_id))
+        for payload in split_audio(samples.astype("<i2").tobytes()):
+            connection.send(F.AUDIO, payload)
+        connection.send(F.CLIP_END, clip_payload(clip_id))
+        results.append(connection.wait_for(lambda m, i=clip_id: m.tag == "RESULT" and m.fields.get("clip") == str(i),
+                                           RESULT_TIMEOUT_S, f"RESULT of clip {clip_id} ({clip.path})"))
+        if (clip_id + 1) % 50 == 0:
+            print(f"{clip_id + 1}/{len(clips)} clips", file=out, flush=True)
+    return results
+
+
+def summarize(config: Config, hello: Message, clips: list[LabelledClip], results: list[Message],
+              seconds: float) -> dict:
+    """accuracy, confusion, latency percentiles, throughput and energy as one JSON-able dict."""
+    from kws.cost import energy
+
+    targets = np.array([clip.target for clip in clips], np.int64)
+    predictions = np.array([result.get_int("idx") for result in results], np.int64)
+    latency = {stage: {f"p{q}": percentile([r.get_int(stage) for r in results], q) for q in (50, 90, 99)}
+               for stage in STAGES}
+    timing = hello.fields.get("timing", "dwt")
+    if timing == "host":
+        inference_us, inference_source = float(results[0].get_int("est_m4_us")), "est_m4_us (kws.cost estimate)"
+    else:
+        inference_us, inference_source = float(latency["inf_us"]["p50"]), "measured inf_us p50"
+    rec = config.recognizer
+    power = energy(config.board, inference_us, config.frontend.stride_ms, rec.inference_every_strides)
+    return {
+        "board": {key: hello.fields.get(key) for key in ("model", "model_id", "fw", "timing", "clock_hz")},
+        "accuracy": confusion(config.labels, targets, predictions),
+        "latency_us": latency,
+        "throughput_clips_per_s": round(len(clips) / seconds, 2),
+        "energy": {"inference_us": round(inference_us, 1), "inference_us_source": inference_source,
+                   "inference_uj": round(power.inference_uj, 2), "duty_cycle": round(power.duty_cycle, 4),
+                   "average_mw": round(power.average_mw, 3),
+                   "inferences_per_s": round(1000 / (config.frontend.stride_ms * rec.inference_every_strides), 2),
+                   "board": {"voltage": config.board.voltage, "active_ma": config.board.active_ma,
+                             "idle_ma": config.board.idle_ma, "clock_hz": config.board.clock_hz}},
+        "clips": [{"path": str(clip.path), "target": config.labels[clip.target], "label": result.fields["label"],
+                   **{stage: result.get_int(stage) for stage in STAGES}} for clip, result in zip(clips, results,
+                                                                                                 strict=True)],
+    }
+
+
+def markdown(summary: dict) -> str:
+    accuracy, latency, power = summary["accuracy"], summary["latency_us"], summary["energy"]
+    rows = "\n".join(f"| {stage} | {values['p50']} | {values['p90']} | {values['p99']} |"
+                     for stage, values in latency.items())
+    board = summary["board"]
+    return f"""# Benchmark: {board['model']} ({board['model_id']})
+
+Firmware {board['fw']}, timing `{board['timing']}` (`host`: the virtual board, wall-clock times of the host).
+
+Accuracy {accuracy['accuracy']} on {accuracy['clips']} clips (95% CI {accuracy['ci95']}).
+
+```
+{format_confusion(accuracy)}
+```
+
+| stage | p50 (us) | p90 (us) | p99 (us) |
+|---|---|---|---|
+{rows}
+
+Throughput: {summary['throughput_clips_per_s']} clips/s.
+
+Energy (board power model, docs/energy.md): {power['inference_uj']} uJ per inference of {power['inference_us']} us
+({power['inference_us_source']}); average {power['average_mw']} mW at {power['inferences_per_s']} inferences/s
+(CPU busy {power['duty_cycle']:.1%} of the time).
+"""
+
+
+def plot(summary: dict, report: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    accuracy = summary["accuracy"]
+    matrix, labels = np.array(accuracy["confusion"]), accuracy["labels"]
+    figure, axes = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    for (row, column), count in np.ndenumerate(matrix):
+        axes.text(column, row, str(count), ha="center", va="center",
+                  color="white" if count > matrix.max() / 2 else "black")
+    axes.set_title(f"accuracy {accuracy['accuracy']} ({accuracy['clips']} clips)")
+    figure.tight_layout()
+    figure.savefig(report / "confusion.png", dpi=100)
+    plt.close(figure)
+
+    figure, axes = plt.subplots(1, len(STAGES), figsize=(4 * len(STAGES), 3))
+    for axis, stage in zip(axes, STAGES, strict=True):
+        axis.hist([clip[stage] for clip in summary["clips"]], bins=30)
+        axis.set_title(stage)
+        axis.set_xlabel("us")
+    figure.suptitle(f"latency per clip (timing={summary['board']['timing']})")
+    figure.tight_layout()
+    figure.savefig(report / "latency.png", dpi=100)
+    plt.close(figure)
+
+
+def run(port: str | None, source: str, report: str | None, limit: int | None, model: str | None,
+        out: TextIO | None = None) -> int:
+    """`kws bench`; returns the exit status."""
+    out = out or sys.stdout
+    with Connection(port, notice=lambda text: print(text, file=out, flush=True)) as connection:
+        hello = connection.handshake()
+        config = board_config(hello, model)
+        clips = labelled_clips(config, source, limit)
+        if not clips:
+            raise DeviceError(f"{source}: no clips of the classes {', '.join(config.labels)}")
+        print(f"benchmarking {hello.fields.get('model')} on {connection.port} with {len(clips)} clips", file=out,
+              flush=True)
+        start = time.monotonic()
+        results = run_clips(connection, config, clips, out)
+        seconds = time.monotonic() - start
+        connection.send(F.BYE)
+    summary = summarize(config, hello, clips, results, seconds)
+    print(markdown(summary), file=out, flush=True)
+    if report:
+        folder = Path(report)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (folder / "bench.md").write_text(markdown(summary))
+        plot(summary, folder)
+        print(f"report in {folder}: bench.json, bench.md, confusion.png, latency.png", file=out, flush=True)
+    return 0
