@@ -45,6 +45,7 @@ ABLATIONS = {
     "no_noise": {"augment": {"noise_probability": 0.0}},
     "no_specaugment": {"augment": {"time_masks": 0, "frequency_masks": 0}},
     "qat": {"training": {"qat": True}},
+    "speed": {"augment": {"speed": [0.85, 1.15]}},
 }
 
 

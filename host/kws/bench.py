@@ -38,13 +38,17 @@ class LabelledClip:
     target: int
 
 
-def labelled_clips(config: Config, source: str | Path, limit: int | None = None, seed: int = 0) -> list[LabelledClip]:
-    """The source's clips with the config's class of each (background-noise files and unmapped words left out).
+def labelled_clips(config: Config, source: str | Path, limit: int | None = None, seed: int = 0,
+                   split: str | None = None) -> list[LabelledClip]:
+    """The source's clips (of one split, when given) with the config's class of each (background-noise files and
+    unmapped words left out).
 
     With a limit, a seeded random sample, so a class-sorted folder still gives every class a share.
     """
     clips = []
     for clip in data.index_source(source):
+        if split is not None and clip.split != split:
+            continue
         target = data.class_of(config, clip.word)
         if target is not None:
             clips.append(LabelledClip(clip.path, target))
@@ -182,13 +186,13 @@ def plot(summary: dict, report: Path) -> None:
 
 
 def run(port: str | None, source: str, report: str | None, limit: int | None, model: str | None,
-        out: TextIO | None = None) -> int:
+        out: TextIO | None = None, split: str | None = None) -> int:
     """`kws bench`; returns the exit status."""
     out = out or sys.stdout
     with Connection(port, notice=lambda text: print(text, file=out, flush=True)) as connection:
         hello = connection.handshake()
         config = board_config(hello, model)
-        clips = labelled_clips(config, source, limit)
+        clips = labelled_clips(config, source, limit, split=split)
         if not clips:
             raise DeviceError(f"{source}: no clips of the classes {', '.join(config.labels)}")
         print(f"benchmarking {hello.fields.get('model')} on {connection.port} with {len(clips)} clips", file=out,

@@ -106,10 +106,74 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from kws.report import run
+
+    return run(args.model, args.data, args.noise, args.unseen_noise, args.out, args.stream_minutes, args.stream_snr,
+               args.backend, args.split, args.bench, args.seed, command=" ".join(["kws", *sys.argv[1:]]))
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from kws.calibrate import run
+
+    return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
+               args.backend, args.split, args.seed, command=" ".join(["kws", *sys.argv[1:]]))
+
+
+def _snr(text: str) -> float | None:
+    return None if text == "clean" else float(text)
+
+
+def _add_stream_arguments(parser: argparse.ArgumentParser, split: str) -> None:
+    """What `kws report` and `kws calibrate` share: the model, the held-out data and the evaluation streams."""
+    parser.add_argument("--model", required=True, help="model folder from kws export")
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
+                        help="data folders; the model config's classes over them")
+    parser.add_argument("--split", default=split, choices=["heldout", "validation", "test", "all"],
+                        help=f"which clips (heldout: validation + test; default {split})")
+    parser.add_argument("--noise", nargs="*", default=[], metavar="PATH",
+                        help="noise sources, each file or folder one source (default: generated white/pink/brown); "
+                             "also the streams' background")
+    parser.add_argument("--stream-minutes", type=float, default=10.0, metavar="M",
+                        help="length of each evaluation stream (keywords; non-keywords)")
+    parser.add_argument("--stream-snr", type=_snr, default=10.0, metavar="DB",
+                        help="background level of the streams, dB below the clips ('clean': none)")
+    parser.add_argument("--backend", default="litert", choices=["tflm", "litert"],
+                        help="int8 runtime: litert (default, identical outputs, faster) or tflm (the board's)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stream construction")
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from kws.quickstart import run
 
     return run(Path(args.out), Path(args.config))
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from kws.sim import run
+
+    return run(args.model, args.audio, args.mic, args.link, args.backend)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from kws.monitor import run
+
+    return run(args.port, args.log, args.duration)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from kws.stream import run
+
+    if not args.mic and not args.wav:
+        print("kws stream: error: give WAV files or --mic", file=sys.stderr)
+        return 2
+    return run(args.port, args.wav, args.mic, args.fast)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from kws.bench import run
+
+    return run(args.port, args.data, args.report, args.limit, args.model, split=args.split)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,10 +221,61 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-cache", action="store_true")
     evaluate.set_defaults(handler=cmd_eval)
 
+    report = commands.add_parser("report", help="accuracy, noise robustness, streaming FA/h and FRR, device cost "
+                                                "and memory: report.md, metrics.json and plots")
+    _add_stream_arguments(report, split="heldout")
+    report.add_argument("--unseen-noise", nargs="*", default=[], metavar="PATH",
+                        help="noise sources never used in training, reported separately as unseen")
+    report.add_argument("--out", metavar="DIR", help="report folder (default: <model>/report)")
+    report.add_argument("--bench", metavar="JSON", help="bench.json of `kws bench` on a board, shown beside the "
+                                                        "estimates")
+    report.set_defaults(handler=cmd_report)
+
+    calibrate = commands.add_parser("calibrate", help="tune the recognizer for a false-accepts-per-hour target and "
+                                                      "write it into the model folder")
+    _add_stream_arguments(calibrate, split="validation")
+    calibrate.add_argument("--target-fa-per-hour", type=float, metavar="X",
+                           help="default: the model config's recognizer.false_accepts_per_hour")
+    calibrate.set_defaults(handler=cmd_calibrate)
+
     quickstart = commands.add_parser("quickstart", help="offline demo: synthetic yes/no → train → export → eval")
     quickstart.add_argument("--out", default="runs/quickstart")
     quickstart.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "configs/quickstart.toml"))
     quickstart.set_defaults(handler=cmd_quickstart)
+
+    sim = commands.add_parser("sim", help="a virtual board on a pseudo-terminal, speaking the board's protocol")
+    sim.add_argument("--model", default=str(Path(__file__).resolve().parents[2] / "models/yes_no"),
+                     help="model folder from kws export")
+    source = sim.add_mutually_exclusive_group()
+    source.add_argument("--audio", metavar="WAV", help="the board's own input: a recording played in real time, looped")
+    source.add_argument("--mic", action="store_true", help="the board's own input: the host's microphone")
+    sim.add_argument("--link", metavar="PATH", help="keep a symlink to the pty here (a stable --port for the tools)")
+    sim.add_argument("--backend", default="tflm", choices=["tflm", "litert"],
+                     help="int8 runtime: tflm (the board's) or litert (identical outputs, faster)")
+    sim.set_defaults(handler=cmd_sim)
+
+    port_help = "serial port (default: the Arduino found by USB vendor id)"
+    monitor = commands.add_parser("monitor", help="print a board's detections and latency live")
+    monitor.add_argument("--port", help=port_help)
+    monitor.add_argument("--log", metavar="FILE", help="append one JSON object per detection")
+    monitor.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    monitor.set_defaults(handler=cmd_monitor)
+
+    stream = commands.add_parser("stream", help="send audio to the board (host-stream mode), print its detections")
+    stream.add_argument("--port", help=port_help)
+    stream.add_argument("--mic", action="store_true", help="stream the host's microphone until Ctrl-C")
+    stream.add_argument("wav", nargs="*", metavar="WAV", help="recordings to stream, one after another")
+    stream.add_argument("--fast", action="store_true", help="as fast as the board takes audio, not in real time")
+    stream.set_defaults(handler=cmd_stream)
+
+    bench = commands.add_parser("bench", help="accuracy, latency, throughput and energy on the board")
+    bench.add_argument("--port", help=port_help)
+    bench.add_argument("--data", required=True, metavar="DIR", help="labelled clips (a data source kws train reads)")
+    bench.add_argument("--report", metavar="DIR", help="write bench.json, bench.md and plots here")
+    bench.add_argument("--limit", type=int, metavar="N", help="a seeded random sample of N clips")
+    bench.add_argument("--model", metavar="DIR", help="the board's model folder (default: models/<HELLO model>)")
+    bench.add_argument("--split", choices=["train", "validation", "test"], help="only the clips of this split")
+    bench.set_defaults(handler=cmd_bench)
     return parser
 
 

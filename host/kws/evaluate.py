@@ -46,7 +46,8 @@ def confusion(labels: tuple[str, ...], targets: np.ndarray, predictions: np.ndar
     correct = int(np.trace(matrix))
     total = int(matrix.sum())
     per_class = {label: {"clips": int(matrix[i].sum()), "correct": int(matrix[i, i]),
-                         "accuracy": round(float(matrix[i, i] / matrix[i].sum()), 4) if matrix[i].sum() else None}
+                         "accuracy": round(float(matrix[i, i] / matrix[i].sum()), 4) if matrix[i].sum() else None,
+                         "ci95": wilson_interval(int(matrix[i, i]), int(matrix[i].sum()))}
                  for i, label in enumerate(labels)}
     return {"clips": total, "correct": correct, "accuracy": round(correct / total, 4) if total else None,
             "ci95": wilson_interval(correct, total), "per_class": per_class, "labels": list(labels),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kws import __version__
-from kws.config import Config
+from kws.config import Config, Recognizer
 from kws.data import Features
 from kws.features import Int8Scaling
 from kws.runtime import TFLITE_SCHEMA_VERSION, Int8Model, measure_arena, model_ops, schema_version
@@ -238,10 +238,7 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 #define KWS_LABEL_REPORTABLE {{{reportable}}}
 
 // Recognizer (posterior smoothing) defaults
-#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS {rec.average_window_ms}
-#define KWS_RECOGNIZER_THRESHOLD {rec.threshold}
-#define KWS_RECOGNIZER_SUPPRESSION_MS {rec.suppression_ms}
-#define KWS_RECOGNIZER_MINIMUM_COUNT {rec.minimum_count}
+{recognizer_defines(rec)}
 #define KWS_INFERENCE_EVERY_STRIDES {rec.inference_every_strides}
 
 // Tensor arena: {arena_measured} bytes measured with the TFLM runtime + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} bytes
@@ -257,6 +254,30 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 
 #endif  // KWS_MODEL_SETTINGS_H_
 """
+
+
+def recognizer_defines(rec: Recognizer) -> str:
+    """The KWS_RECOGNIZER_* lines of model_settings.h (export writes them, calibrate rewrites them)."""
+    values = {"AVERAGE_WINDOW_MS": rec.average_window_ms, "THRESHOLD": rec.threshold,
+              "SUPPRESSION_MS": rec.suppression_ms, "MINIMUM_COUNT": rec.minimum_count}
+    return "\n".join(f"#define KWS_RECOGNIZER_{name} {value}" for name, value in values.items())
+
+
+def set_recognizer_defines(header: str, rec: Recognizer) -> str:
+    """model_settings.h text with its KWS_RECOGNIZER_* lines replaced by rec's; every other byte unchanged."""
+    new_lines = {line.split()[1]: line for line in recognizer_defines(rec).splitlines()}
+    lines = header.splitlines(keepends=True)
+    found = set()
+    for i, line in enumerate(lines):
+        words = line.split()
+        if len(words) >= 2 and words[0] == "#define" and words[1] in new_lines:
+            ending = line[len(line.rstrip("\r\n")):]
+            lines[i] = new_lines[words[1]] + ending
+            found.add(words[1])
+    missing = sorted(set(new_lines) - found)
+    if missing:
+        raise ExportError(f"model_settings.h has no {', '.join(missing)} line: re-export the model")
+    return "".join(lines)
 
 
 def _c_float(value: float) -> str:

@@ -1,0 +1,471 @@
+"""`kws report`: one folder that says how good a model is and what it costs on the board.
+
+Sections, each computed here from the modules that own the logic, and all numbers in metrics.json:
+1. accuracy, int8 (the board's arithmetic) against float, per class, with 95% intervals (`evaluate`);
+2. noise robustness: the held-out speech clips re-mixed with each noise source at fixed SNRs (`data.mix_at_snr`);
+3. streaming: false accepts per hour, false rejects and detection delay on long streams run stride by stride
+   through the firmware loop's host mirror, and a threshold sweep of the firmware's recognizer (`streaming`);
+4. device cost: per-op MACs and estimated time, front end, duty cycle and energy (`cost`), measured beside it when
+   a `kws bench` result is given;
+5. memory: flash and RAM against the board and the config's targets (`memory`).
+
+Noise sources: each --noise / --unseen-noise argument is one source; a file is a source of its own, a folder is one
+source made of every WAV below it (to get a curve per recording, pass the files, e.g. with a shell glob). Without
+--noise the generated white, pink and brown noise of `data.generated_noise` are the sources. The streams' background
+is the --noise sources (or the generated ones) joined; unseen noises are only used for the robustness curves.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws import audio, data, streaming
+from kws.clips import SPLITS
+from kws.config import Config
+from kws.evaluate import ModelDir, confusion, evaluate, format_confusion, int8_outputs
+from kws.features import ClipFeatures
+from kws.progress import Progress
+
+SPLIT_CHOICES = {"heldout": ("validation", "test"), "validation": ("validation",), "test": ("test",), "all": SPLITS}
+SNRS_DB = (None, 20.0, 10.0, 5.0, 0.0)  # None: the clips as recorded
+DET_THRESHOLDS = tuple(range(0, 256, 8)) + (255,)
+NOISE_SEED = 1234
+
+
+@dataclass
+class Clips:
+    """The labelled one-second clips a report is computed on."""
+
+    audio: list[np.ndarray]  # int16, clip_samples each
+    targets: np.ndarray
+    sources: list[str]
+    split: str
+
+    def counts(self, labels: tuple[str, ...]) -> dict[str, int]:
+        return {label: int(np.sum(self.targets == i)) for i, label in enumerate(labels)}
+
+
+@dataclass
+class NoiseSource:
+    name: str
+    audio: list[np.ndarray]  # float
+    origin: str
+    unseen: bool
+
+
+def held_out(model_dir: ModelDir, sources: list[str], split: str) -> Clips:
+    """The model's classes over the sources, the clips of `split` (the same clips `kws eval` uses)."""
+    dataset = data.load(model_dir.config, sources, splits=SPLIT_CHOICES[split])
+    recordings, targets = [], []
+    for name in SPLIT_CHOICES[split]:
+        recordings += dataset.splits[name].audio
+        targets += dataset.splits[name].targets
+    if not recordings:
+        raise ValueError(f"no clips in split '{split}' of {', '.join(map(str, sources))}")
+    return Clips(recordings, np.asarray(targets, np.int64), [str(s) for s in sources], split)
+
+
+def noise_sources(paths: list[str], unseen: bool, sample_rate: int) -> list[NoiseSource]:
+    """One source per argument: a file, or a folder's WAVs together."""
+    sources = []
+    for path in map(Path, paths):
+        skipped: list[str] = []
+        recordings = data.load_noise([path], sample_rate, skipped)
+        if not recordings:
+            raise data.DataError(f"{path}: no readable noise ({skipped[0] if skipped else 'no WAV files'})")
+        sources.append(NoiseSource(path.stem if path.is_file() else path.name, recordings, str(path), unseen))
+    return sources
+
+
+def generated_sources(sample_rate: int) -> list[NoiseSource]:
+    noise = data.generated_noise(sample_rate, np.random.default_rng(NOISE_SEED))
+    return [NoiseSource(f"generated {name}", [recording], "kws.data.generated_noise", False)
+            for name, recording in zip(("white", "pink", "brown"), noise, strict=True)]
+
+
+def raw_features(model_dir: ModelDir, clips: list[np.ndarray], label: str) -> np.ndarray:
+    extractor = ClipFeatures(model_dir.config)
+    out = np.zeros((len(clips), model_dir.config.num_slices, model_dir.config.frontend.channels), np.uint16)
+    with Progress(len(clips), label, unit="clips") as progress:
+        for i, clip in enumerate(clips):
+            out[i] = extractor.raw(clip)
+            progress.update()
+    return out
+
+
+def training_noise(model_dir: ModelDir) -> dict:
+    """What noise the model was trained with, as far as the model folder records it."""
+    card = _card(model_dir)
+    sources = card.get("data", {}).get("sources", [])
+    recorded = [s for s in sources if (Path(s) / data.NOISE_WORD).is_dir()]
+    recipe_noise = [line for line in card.get("recipe", []) if "--noise" in line]
+    configured = list(model_dir.config.augment.noise)
+    if configured or recorded or recipe_noise:
+        kind = "recordings"
+    else:
+        kind = "generated white/pink/brown noise (no noise recordings were given)"
+    return {"kind": kind, "config_augment_noise": configured,
+            "data_sources_with_background_noise": [str(Path(s) / data.NOISE_WORD) for s in recorded],
+            "export_commands_with_noise": recipe_noise, "data_sources": sources,
+            "noise_seconds": card.get("data", {}).get("noise_seconds"),
+            "snr_db": list(model_dir.config.augment.snr_db),
+            "noise_probability": model_dir.config.augment.noise_probability}
+
+
+def _card(model_dir: ModelDir) -> dict:
+    path = model_dir.path / "model_card.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def noise_robustness(model_dir: ModelDir, clips: Clips, clean_raw: np.ndarray, sources: list[NoiseSource],
+                     backend: str) -> dict:
+    """int8 accuracy of the speech clips (keywords and unknown: SNR is meaningless for silence) at each SNR.
+
+    Each clip gets the same crop of a source at every SNR (seeded per source), so a curve only varies the level.
+    """
+    config = model_dir.config
+    labels = config.labels
+    speech = [i for i, t in enumerate(clips.targets) if labels[t] != "silence"]
+    targets = clips.targets[speech]
+    clean = int8_outputs(model_dir, clean_raw[speech], backend).argmax(axis=1)
+    curves = []
+    for number, source in enumerate(sources):
+        rng = np.random.default_rng([NOISE_SEED, number])
+        crops = [streaming.background(source.audio, config.clip_samples, rng) for _ in speech]
+        points = [_point(None, confusion(labels, targets, clean))]
+        for snr in (s for s in SNRS_DB if s is not None):
+            mixed = [audio.float_to_int16(data.mix_at_snr(clips.audio[i].astype(np.float32) / 32768.0, crop, snr))
+                     for i, crop in zip(speech, crops, strict=True)]
+            predictions = int8_outputs(model_dir, raw_features(model_dir, mixed, f"features ({source.name}, {snr:g} dB)"),
+                                       backend).argmax(axis=1)
+            points.append(_point(snr, confusion(labels, targets, predictions)))
+        curves.append({"name": source.name, "origin": source.origin, "unseen": source.unseen, "points": points})
+    return {"clips": len(speech), "per_class": {labels[t]: int(np.sum(targets == t)) for t in np.unique(targets)},
+            "snr_db": list(SNRS_DB), "curves": curves}
+
+
+def _point(snr: float | None, result: dict) -> dict:
+    return {"snr_db": snr, "accuracy": result["accuracy"], "ci95": result["ci95"], "clips": result["clips"],
+            "per_class": {label: row["accuracy"] for label, row in result["per_class"].items() if row["clips"]}}
+
+
+def stream_traces(model_dir: ModelDir, clips: Clips, noise: list[NoiseSource], minutes: float, snr_db: float | None,
+                  backend: str, seed: int) -> tuple[list[streaming.Stream], list[streaming.Trace]]:
+    """The keyword and non-keyword streams and the model's scores over them (the expensive part, done once)."""
+    background = [recording for source in noise for recording in source.audio]
+    streams = streaming.keyword_streams(model_dir.config, clips.audio, list(clips.targets), background, minutes,
+                                        snr_db, seed)
+    return streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams]
+
+
+def describe_streams(streams: list[streaming.Stream], noise: list[NoiseSource]) -> list[dict]:
+    return [{"name": s.name, "minutes": round(s.hours * 60, 2), "snr_db": s.snr_db, "events": len(s.events),
+             "distinct_clips": s.pool, "background": [source.name for source in noise] if s.snr_db is not None else []}
+            for s in streams]
+
+
+def streaming_metrics(model_dir: ModelDir, streams: list[streaming.Stream], traces: list[streaming.Trace],
+                      noise: list[NoiseSource]) -> dict:
+    config = model_dir.config
+    labels = config.labels
+    setting = streaming.Setting.from_config(config)
+    operating = streaming.evaluate(streams, traces, config, setting)
+    sweep = []
+    for threshold in DET_THRESHOLDS:
+        outcome = streaming.evaluate(streams, traces, config, streaming.Setting(
+            threshold, setting.average_window_ms, setting.suppression_ms, setting.minimum_count))
+        sweep.append({"threshold": threshold, "fa_per_hour": round(outcome.fa_per_hour, 3),
+                      "frr": round(outcome.frr, 4), "false_accepts": outcome.false_accept_count})
+    per_stream = {stream.name: streaming.evaluate([stream], [trace], config, setting).summary(labels)
+                  for stream, trace in zip(streams, traces, strict=True)}
+    return {"streams": describe_streams(streams, noise), "setting": vars(setting),
+            "inference_every_strides": config.recognizer.inference_every_strides,
+            "tolerance_ms": streaming.TOLERANCE_MS, "gap_s": [streaming.MIN_GAP_S, streaming.MAX_GAP_S],
+            "operating": operating.summary(labels), "per_stream": per_stream, "det": sweep,
+            "fa_per_hour_target": config.recognizer.false_accepts_per_hour}
+
+
+def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
+    """Estimated per-op cost, front end, duty cycle and energy; `kws bench` measurements beside them if given."""
+    from kws.cost import CPI_UNCERTAINTY, energy, estimate_model, frontend_us
+
+    config, board = model_dir.config, model_dir.config.board
+    every = config.recognizer.inference_every_strides
+    cost = estimate_model(model_dir.tflite, board.clock_hz, board.cycles_per_instruction)
+    us_per_instruction = board.cycles_per_instruction / board.clock_hz * 1e6
+    power = energy(board, cost.inference_us, config.frontend.stride_ms, every)
+    result = {
+        "cycles_per_instruction": board.cycles_per_instruction, "clock_hz": board.clock_hz,
+        "uncertainty": CPI_UNCERTAINTY,
+        "ops": [{"op": op.op, "macs": op.macs, "instructions": op.instructions,
+                 "us": round(op.instructions * us_per_instruction, 1), "calibrated": op.calibrated} for op in cost.ops],
+        "by_op": {name: {**row, "us": round(row["instructions"] * us_per_instruction, 1)}
+                  for name, row in cost.by_op().items()},
+        "macs": cost.macs, "instructions": cost.instructions, "inference_us": round(cost.inference_us, 1),
+        "frontend_us_per_stride": round(frontend_us(board), 1), "inference_every_strides": every,
+        "period_ms": config.frontend.stride_ms * every,
+        "duty_cycle": round(power.duty_cycle, 4), "inference_uj": round(power.inference_uj, 2),
+        "average_mw": round(power.average_mw, 3),
+        "board": {"voltage": board.voltage, "active_ma": board.active_ma, "idle_ma": board.idle_ma},
+        "latency_target_ms": config.targets.latency_ms,
+    }
+    if bench is not None:
+        timing = bench.get("board", {}).get("timing")
+        latency = bench.get("latency_us", {})
+        fe_clip = latency.get("fe_us", {}).get("p50")  # RESULT's fe_us is the whole clip's front end
+        result["measured"] = {"timing": timing, "board": bench.get("board", {}),
+                              "inference_us_p50": latency.get("inf_us", {}).get("p50"),
+                              "frontend_us_p50_per_clip": fe_clip,
+                              "frontend_us_per_stride": None if fe_clip is None else round(fe_clip / config.num_slices, 1),
+                              "energy": bench.get("energy"),
+                              "clips": bench.get("accuracy", {}).get("clips")}
+    return result
+
+
+def memory_budget(model_dir: ModelDir) -> dict:
+    from kws.memory import budget
+    from kws.runtime import model_ops
+
+    card = _card(model_dir)
+    arena = card.get("sizes", {}).get("arena_bytes") or _arena_define(model_dir)
+    return budget(model_dir.config, len(model_dir.tflite), arena, model_ops(model_dir.tflite))
+
+
+def _arena_define(model_dir: ModelDir) -> int:
+    for line in (model_dir.path / "model_settings.h").read_text().splitlines():
+        words = line.split()
+        if words[:2] == ["#define", "KWS_ARENA_SIZE"]:
+            return int(words[2])
+    raise ValueError(f"{model_dir.path}: no arena size in model_card.json or model_settings.h")
+
+
+def plots(metrics: dict, out: Path) -> list[str]:
+    """Writes the PNGs; returns their file names."""
+    from kws import plots as draw
+
+    acc, noise, stream, cost = metrics["accuracy"], metrics["noise"], metrics["streaming"], metrics["cost"]
+    data_note = f"{metrics['data']['split']} split, {acc['int8']['clips']} clips"
+    draw.confusion(acc["int8"], f"int8 confusion ({data_note})\naccuracy {acc['int8']['accuracy']}",
+                   out / "confusion.png")
+    draw.accuracy_vs_snr(noise["curves"], f"int8 accuracy vs SNR ({noise['clips']} speech clips per point, "
+                         "95% CI)", out / "accuracy_vs_snr.png")
+    operating = stream["operating"]
+    draw.det_curve(stream["det"], {**operating, "threshold": stream["setting"]["threshold"]}, operating["hours"],
+                   f"DET: threshold sweep over {operating['hours'] * 60:.0f} min of streams, "
+                   f"{operating['keywords']} keywords", out / "det.png")
+    measured = cost.get("measured") or {}
+    on_board = measured.get("timing") == "dwt"
+    stages = [{"name": f"{name} x{row['count']}", "estimated_us": row["us"], "uncertainty": cost["uncertainty"],
+               "measured_us": None} for name, row in cost["by_op"].items()]
+    stages.append({"name": "model (total)", "estimated_us": cost["inference_us"], "uncertainty": cost["uncertainty"],
+                   "measured_us": measured.get("inference_us_p50") if on_board else None})
+    stages.append({"name": f"front end x{cost['inference_every_strides']} strides",
+                   "estimated_us": cost["frontend_us_per_stride"] * cost["inference_every_strides"],
+                   "uncertainty": cost["uncertainty"],
+                   "measured_us": measured["frontend_us_per_stride"] * cost["inference_every_strides"]
+                   if on_board and measured.get("frontend_us_per_stride") is not None else None})
+    draw.latency(stages, cost["period_ms"], f"time per inference period ({cost['period_ms']} ms) at "
+                 f"{cost['clock_hz'] / 1e6:.0f} MHz, CPI {cost['cycles_per_instruction']}", out / "latency.png")
+    return ["confusion.png", "accuracy_vs_snr.png", "det.png", "latency.png"]
+
+
+def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str], out: str | None,
+        stream_minutes: float, stream_snr: float | None, backend: str, split: str, bench: str | None,
+        seed: int = 0, command: str = "") -> int:
+    """`kws report`; returns the exit status."""
+    from kws.export import update_card
+
+    model_dir = ModelDir(model)
+    config = model_dir.config
+    folder = Path(out) if out else model_dir.path / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    clips = held_out(model_dir, sources, split)
+    test_noise = noise_sources(noise, False, config.audio.sample_rate) or generated_sources(config.audio.sample_rate)
+    unseen = noise_sources(unseen_noise, True, config.audio.sample_rate)
+    bench_result = json.loads(Path(bench).read_text()) if bench else None
+
+    print(f"report on {len(clips.targets)} clips ({split}) of {', '.join(sources)}", file=sys.stderr)
+    metrics = {
+        "model": {"name": config.name, "model_id": _card(model_dir).get("model_id"), "path": str(model_dir.path),
+                  "labels": list(config.labels), "architecture": config.model.architecture},
+        "generated": {"at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "command": command,
+                      "backend": backend, "seed": seed},
+        "data": {"sources": clips.sources, "split": split, "splits": list(SPLIT_CHOICES[split]),
+                 "clips": len(clips.targets), "per_class": clips.counts(config.labels)},
+        "training_noise": training_noise(model_dir),
+    }
+    clean_raw = raw_features(model_dir, clips.audio, "features (clean)")
+    metrics["accuracy"] = evaluate(model_dir, clean_raw, clips.targets, backend)
+    metrics["noise"] = noise_robustness(model_dir, clips, clean_raw, test_noise + unseen, backend)
+    streams, traces = stream_traces(model_dir, clips, test_noise, stream_minutes, stream_snr, backend, seed)
+    metrics["streaming"] = streaming_metrics(model_dir, streams, traces, test_noise)
+    metrics["cost"] = device_cost(model_dir, bench_result)
+    metrics["memory"] = memory_budget(model_dir)
+    metrics["targets"] = targets(metrics, config)
+    metrics["plots"] = plots(metrics, folder)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (folder / "report.md").write_text(markdown(metrics))
+    update_card(model_dir.path, {"report": {"folder": str(folder), "at": metrics["generated"]["at"],
+                                            "split": split, "int8_accuracy": metrics["accuracy"]["int8"]["accuracy"],
+                                            "clips": metrics["accuracy"]["int8"]["clips"],
+                                            **{key: metrics["streaming"]["operating"][key]
+                                               for key in ("fa_per_hour", "frr", "hours", "keywords")}}})
+    print(f"{folder / 'report.md'}, metrics.json and {len(metrics['plots'])} plots", file=sys.stderr)
+    return 0
+
+
+def targets(metrics: dict, config: Config) -> list[dict]:
+    """Each target of the config (and the FA/h target of the recognizer) against what was measured."""
+    acc, op, cost, memory = (metrics["accuracy"]["int8"], metrics["streaming"]["operating"], metrics["cost"],
+                             metrics["memory"])
+    rows = [("int8 accuracy", acc["accuracy"], config.targets.accuracy, ">="),
+            ("false accepts per hour", op["fa_per_hour"], config.recognizer.false_accepts_per_hour, "<="),
+            ("inference time, estimated (ms)", round(cost["inference_us"] / 1000, 2), config.targets.latency_ms,
+             "<="),
+            ("model flatbuffer (bytes)", memory["flash"]["parts"][0]["bytes"], config.targets.flash_bytes, "<="),
+            ("tensor arena (bytes)", memory["ram"]["parts"][0]["bytes"], config.targets.arena_bytes, "<="),
+            ("flash total, estimated (bytes)", memory["flash"]["total_bytes"], memory["flash"]["board_bytes"], "<="),
+            ("RAM total, estimated (bytes)", memory["ram"]["total_bytes"], memory["ram"]["board_bytes"], "<=")]
+    return [{"what": what, "measured": value, "target": target, "met": None if value is None else
+             (value >= target if sense == ">=" else value <= target)} for what, value, target, sense in rows]
+
+
+def _ci(interval: list[float] | None) -> str:
+    return f"{interval[0]:.3f}–{interval[1]:.3f}" if interval else "n/a"
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def markdown(m: dict) -> str:
+    """report.md: a summary table first, then one section per measurement, each saying what data it used."""
+    model, acc, noise, stream, cost, memory = (m["model"], m["accuracy"], m["noise"], m["streaming"], m["cost"],
+                                               m["memory"])
+    int8 = acc["int8"]
+    lines = [f"# Model report: {model['name']} ({model['model_id']})", "",
+             f"Generated {m['generated']['at']} by `{m['generated']['command'] or 'kws report'}`; int8 runtime "
+             f"`{m['generated']['backend']}` (bit-identical to TFLM). Data: {', '.join(m['data']['sources'])}, "
+             f"split **{m['data']['split']}** ({', '.join(m['data']['splits'])}): {m['data']['clips']} clips "
+             f"({', '.join(f'{k} {v}' for k, v in m['data']['per_class'].items())}). All numbers are in "
+             "metrics.json.", "", "## Summary", "", "| what | measured | target | met |", "|---|---|---|---|"]
+    for row in m["targets"]:
+        met = {True: "yes", False: "**no**", None: "n/a"}[row["met"]]
+        lines.append(f"| {row['what']} | {_fmt(row['measured'])} | {_fmt(row['target'])} | {met} |")
+    op = stream["operating"]
+    lines += ["", f"Streaming at the configured recognizer: false-reject rate {_fmt(op['frr'])} "
+              f"({op['missed']} of {op['keywords']} keywords missed, 95% CI {_ci(op['frr_ci95'])}), "
+              f"{op['false_accepts']} false accepts in {op['hours'] * 60:.1f} min of streams "
+              f"({_fmt(op['fa_per_hour'])}/h, 95% CI {_ci(op['fa_per_hour_ci95'])}).", ""]
+
+    lines += ["## 1. Accuracy (clean clips)", "",
+              f"{int8['clips']} clips of the {m['data']['split']} split; each clip's 95% interval is Wilson's. "
+              "The int8 figure is the board's arithmetic (microfrontend, the firmware's feature scaling, int8 model).",
+              "", "| model | accuracy | 95% CI | clips |", "|---|---|---|---|",
+              f"| int8 ({acc['int8_runtime']}) | {_fmt(int8['accuracy'], 4)} | {_ci(int8['ci95'])} | {int8['clips']} |"]
+    if "float" in acc:
+        flt = acc["float"]
+        lines.append(f"| float (model.keras) | {_fmt(flt['accuracy'], 4)} | {_ci(flt['ci95'])} | {flt['clips']} |")
+        lines += ["", f"int8 minus float: {acc['int8_minus_float']:+.4f}."]
+    lines += ["", "| class | clips | int8 accuracy | 95% CI |" + (" float accuracy |" if "float" in acc else ""),
+              "|---|---|---|---|" + ("---|" if "float" in acc else "")]
+    for label, row in int8["per_class"].items():
+        extra = f" {_fmt(acc['float']['per_class'][label]['accuracy'], 4)} |" if "float" in acc else ""
+        lines.append(f"| {label} | {row['clips']} | {_fmt(row['accuracy'], 4)} | {_ci(row['ci95'])} |{extra}")
+    lines += ["", "Confusion (int8; rows: true class, columns: predicted):", "", "```", format_confusion(int8), "```",
+              "", "![confusion](confusion.png)", ""]
+
+    tn = m["training_noise"]
+    lines += ["## 2. Noise robustness", "",
+              f"The {noise['clips']} speech clips of the split (keywords and unknown words; silence has no SNR: "
+              f"{', '.join(f'{k} {v}' for k, v in noise['per_class'].items())}) re-mixed with each noise at each SNR "
+              "(`data.mix_at_snr`: clip RMS over noise RMS, one fixed crop per clip and noise), then the board's "
+              "features and the int8 model. Each point is int8 accuracy over all of them. A --noise argument is one "
+              "source (a folder: all its WAVs); *unseen* marks --unseen-noise sources, never used in training.", "",
+              f"Training noise: {tn['kind']}; config augment.noise {tn['config_augment_noise'] or '[]'}; "
+              f"background-noise folders in the training data {tn['data_sources_with_background_noise'] or 'none'}; "
+              f"training SNR {tn['snr_db'][0]:g}–{tn['snr_db'][1]:g} dB with probability {tn['noise_probability']}.",
+              "", "| noise | " + " | ".join("clean" if s is None else f"{s:g} dB" for s in noise["snr_db"]) + " |",
+              "|---|" + "---|" * len(noise["snr_db"])]
+    for curve in noise["curves"]:
+        name = f"{curve['name']} (unseen)" if curve["unseen"] else curve["name"]
+        lines.append(f"| {name} | " + " | ".join(_fmt(p["accuracy"]) for p in curve["points"]) + " |")
+    lines += ["", "![accuracy vs SNR](accuracy_vs_snr.png)", ""]
+
+    lines += ["## 3. Streaming", "",
+              "Long streams built from the split's clips: each clip inserted whole into continuous background noise "
+              f"with random gaps of {stream['gap_s'][0]}–{stream['gap_s'][1]} s, run stride by stride through the "
+              "host mirror of the firmware loop (streaming microfrontend, int8 window, model every "
+              f"{stream['inference_every_strides']} stride(s)), and the firmware's own recognizer (C) over the "
+              "scores. A detection is a hit when it names a keyword spoken between the word's start and "
+              f"{stream['tolerance_ms']} ms after its end (word = voiced part of the clip); every other detection is "
+              "a false accept.", "", "| stream | minutes | SNR (dB) | words inserted | distinct clips | background |",
+              "|---|---|---|---|---|---|"]
+    for s in stream["streams"]:
+        lines.append(f"| {s['name']} | {s['minutes']} | {_fmt(s['snr_db'], 1)} | {s['events']} | "
+                     f"{s['distinct_clips']} | {', '.join(s['background']) or 'none (clean)'} |")
+    setting = stream["setting"]
+    lines += ["", f"Configured recognizer: threshold {setting['threshold']}, average window "
+              f"{setting['average_window_ms']} ms, suppression {setting['suppression_ms']} ms, minimum count "
+              f"{setting['minimum_count']}.", "",
+              "| stream | keywords | missed | FRR (95% CI) | false accepts | FA/h (95% CI) | kinds | delay median / p90 (ms) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for name, row in [*stream["per_stream"].items(), ("all", op)]:
+        delay = row["delay_ms"]
+        lines.append(f"| {name} | {row['keywords']} | {row['missed']} | {_fmt(row['frr'])} ({_ci(row['frr_ci95'])}) | "
+                     f"{row['false_accepts']} | {_fmt(row['fa_per_hour'])} ({_ci(row['fa_per_hour_ci95'])}) | "
+                     f"{', '.join(f'{k} {v}' for k, v in row['false_accepts_by_kind'].items()) or '-'} | {_fmt(delay['median'], 0)} / {_fmt(delay['p90'], 0)} |")
+    lines += ["", "Per keyword: " + ", ".join(f"{k} {v['detected']}/{v['inserted']}"
+                                             for k, v in op["per_keyword"].items()) + " detected.", "",
+              f"Detection delay is detection time minus the end of the word, over the {op['delay_ms']['hits']} hits. "
+              f"FA/h resolution: one false accept in these {op['hours'] * 60:.1f} min is "
+              f"{1 / op['hours']:.1f}/h; the target ({stream['fa_per_hour_target']}/h) needs hours of stream to "
+              "confirm (--stream-minutes).", "", "![DET curve](det.png)", ""]
+
+    measured = cost.get("measured")
+    lines += ["## 4. Device cost (estimated)", "",
+              f"From the .tflite alone (`kws.cost`): instructions per op from a linear model fitted to TFLM + "
+              f"CMSIS-NN counts on Cortex-M4F; time at {cost['clock_hz'] / 1e6:.0f} MHz assuming "
+              f"{cost['cycles_per_instruction']} cycles per instruction, ±{cost['uncertainty']:.0%}.", "",
+              "| op | MACs | instructions | µs | calibrated |", "|---|---|---|---|---|"]
+    for row in cost["ops"]:
+        lines.append(f"| {row['op']} | {row['macs']:,} | {row['instructions']:,} | {row['us']} | "
+                     f"{'yes' if row['calibrated'] else 'no (generic guess)'} |")
+    lines += [f"| **total** | {cost['macs']:,} | {cost['instructions']:,} | {cost['inference_us']} | |", "",
+              f"Front end: {cost['frontend_us_per_stride']} µs per stride; the model runs "
+              f"every {cost['inference_every_strides']} stride(s) ({cost['period_ms']} ms). CPU duty cycle "
+              f"{cost['duty_cycle']:.1%}; {cost['inference_uj']} µJ per inference; average power "
+              f"{cost['average_mw']} mW (board model: {cost['board']['voltage']} V, {cost['board']['active_ma']} mA "
+              f"active, {cost['board']['idle_ma']} mA idle; docs/energy.md).", ""]
+    if measured:
+        lines += [f"Measured by `kws bench` (timing `{measured['timing']}`"
+                  + (", host wall-clock: says nothing about the M4" if measured["timing"] == "host" else "")
+                  + f", {measured['clips']} clips): inference p50 {measured['inference_us_p50']} µs "
+                  f"(estimated {cost['inference_us']} µs), front end p50 per clip "
+                  f"{measured['frontend_us_p50_per_clip']} µs = {measured['frontend_us_per_stride']} µs per stride "
+                  f"(estimated {cost['frontend_us_per_stride']} µs).", ""]
+    lines += ["![latency](latency.png)", ""]
+
+    lines += ["## 5. Memory", "",
+              f"Model parts are exact; the rest are estimates (±{memory['estimate_uncertainty']:.0%}; see "
+              "`kws/memory.py` for the basis) until `pio run` reports the real totals.", "",
+              "| flash | bytes | |", "|---|---|---|"]
+    for part in memory["flash"]["parts"]:
+        lines.append(f"| {part['part']} | {part['bytes']:,} | {'estimate' if part['estimate'] else 'exact'} |")
+    flash, ram = memory["flash"], memory["ram"]
+    lines += [f"| **total** | {flash['total_bytes']:,} | {flash['board_share']:.0%} of {flash['board_bytes']:,} |",
+              "", "| RAM | bytes | |", "|---|---|---|"]
+    for part in ram["parts"]:
+        lines.append(f"| {part['part']} | {part['bytes']:,} | {'estimate' if part['estimate'] else 'exact'} |")
+    lines += [f"| **total** | {ram['total_bytes']:,} | {ram['board_share']:.0%} of {ram['board_bytes']:,} |", ""]
+    return "\n".join(lines)

@@ -1,0 +1,323 @@
+"""Streaming evaluation: long recordings with words at known times, scored stride by stride as the board scores
+them, then the firmware's recognizer replayed over the recorded scores for any setting.
+
+A stream is background noise with one-second clips inserted one after another, separated by random gaps of at least
+`min_gap_s` of noise only. Each inserted clip is an `Event` whose span is the voiced part of the clip (10 ms frames
+within 25 dB of the loudest one), so detection delay is measured from the end of the word, not of the clip.
+
+The SNR of a stream is that of `data.mix_at_snr` on a one-second training clip: the background's RMS is the median
+RMS of the inserted one-second clips minus `snr_db`. Clips keep their recorded level, so a quiet speaker is below it.
+
+Scoring is split in two so the expensive part runs once: a `Trace` holds the model's 0..255 scores at every
+inference of the stream (`model_trace`: `pipeline.StreamingPipeline`, the host mirror of the firmware loop; or
+`scorer_trace`: any function of the window's time span, which is how tests inject a perfect classifier), and
+`replay` runs the firmware's recognizer (`core.Recognizer`, the C code) over a trace with one setting in a fraction
+of a second, so threshold sweeps and calibration never re-run the model.
+
+Counting (`match`): a detection is a hit when an event of the same keyword, not yet detected, spans it, from the
+word's start to `tolerance_ms` after its end; anything else is a false accept, of one of these kinds: `background`
+(no word near), `wrong_label` (another keyword), `unknown_word` (a non-keyword word), `repeat` (the same keyword
+detected twice). A keyword never hit is a false reject.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kws import audio, core
+from kws.config import Config
+from kws.data import snr_gain
+from kws.evaluate import ModelDir
+from kws.pipeline import StreamingPipeline
+from kws.progress import Progress
+
+MIN_GAP_S = 1.5
+MAX_GAP_S = 3.0
+TOLERANCE_MS = 1500
+VOICED_FRAME_MS = 10
+VOICED_BELOW_PEAK_DB = 25.0
+
+# A window's time span (start_ms, end_ms) of stream time -> uint8 scores, one per label in model output order.
+Scorer = Callable[[int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One inserted clip: its class and the stream time of the word in it."""
+
+    label: int
+    start_ms: int
+    end_ms: int
+
+
+@dataclass
+class Stream:
+    name: str
+    audio: np.ndarray  # int16
+    sample_rate: int
+    events: list[Event]
+    snr_db: float | None  # None: no background
+    pool: int  # distinct clips the events were drawn from
+
+    @property
+    def hours(self) -> float:
+        return len(self.audio) / self.sample_rate / 3600
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The model's scores at every inference of one stream."""
+
+    times_ms: np.ndarray  # int64, stream time of each inference
+    scores: np.ndarray  # uint8, (inferences, labels)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The recognizer parameters a sweep varies (the rest come from the config)."""
+
+    threshold: int
+    average_window_ms: int
+    suppression_ms: int
+    minimum_count: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> Setting:
+        rec = config.recognizer
+        return cls(rec.threshold, rec.average_window_ms, rec.suppression_ms, rec.minimum_count)
+
+
+@dataclass
+class Outcome:
+    """Detections of one or more streams counted against what was inserted."""
+
+    hours: float = 0.0
+    keywords: int = 0  # keyword events inserted
+    hits: int = 0
+    false_accepts: Counter = field(default_factory=Counter)  # by kind
+    delays_ms: list[int] = field(default_factory=list)  # detection time minus word end, per hit
+    per_label: dict[int, list[int]] = field(default_factory=dict)  # label -> [inserted, hit]
+
+    @property
+    def false_accept_count(self) -> int:
+        return sum(self.false_accepts.values())
+
+    @property
+    def fa_per_hour(self) -> float:
+        return self.false_accept_count / self.hours if self.hours else float("nan")
+
+    @property
+    def frr(self) -> float:
+        return 1 - self.hits / self.keywords if self.keywords else float("nan")
+
+    def summary(self, labels: Sequence[str]) -> dict:
+        """The counts and rates as JSON-able numbers, with 95% intervals (Wilson for the false-reject rate, exact
+        Poisson for false accepts per hour: a short stream bounds a low rate only loosely)."""
+        from kws.evaluate import wilson_interval
+
+        delays = np.array(self.delays_ms, np.float64)
+        misses = self.keywords - self.hits
+        return {
+            "hours": round(self.hours, 4), "keywords": self.keywords, "detected": self.hits, "missed": misses,
+            "frr": round(self.frr, 4) if self.keywords else None,
+            "frr_ci95": wilson_interval(misses, self.keywords),
+            "false_accepts": self.false_accept_count, "false_accepts_by_kind": dict(sorted(self.false_accepts.items())),
+            "fa_per_hour": round(self.fa_per_hour, 3) if self.hours else None,
+            "fa_per_hour_ci95": poisson_rate_interval(self.false_accept_count, self.hours),
+            "delay_ms": {"median": float(np.median(delays)) if len(delays) else None,
+                         "p90": float(np.percentile(delays, 90)) if len(delays) else None, "hits": len(delays)},
+            "per_keyword": {labels[label]: {"inserted": inserted, "detected": hit,
+                                            "frr": round(1 - hit / inserted, 4) if inserted else None}
+                            for label, (inserted, hit) in sorted(self.per_label.items())},
+        }
+
+    def __add__(self, other: Outcome) -> Outcome:
+        per_label = {label: [a + b for a, b in zip(self.per_label.get(label, [0, 0]), other.per_label.get(label, [0, 0]),
+                                                   strict=True)]
+                     for label in {*self.per_label, *other.per_label}}
+        return Outcome(self.hours + other.hours, self.keywords + other.keywords, self.hits + other.hits,
+                       self.false_accepts + other.false_accepts, self.delays_ms + other.delays_ms, per_label)
+
+
+def poisson_rate_interval(count: int, hours: float) -> list[float] | None:
+    """Exact (Garwood) 95% interval of an event rate per hour from `count` events in `hours`."""
+    from scipy.stats import chi2
+
+    if not hours:
+        return None
+    low = float(chi2.ppf(0.025, 2 * count)) / 2 if count else 0.0
+    high = float(chi2.ppf(0.975, 2 * count + 2)) / 2
+    return [round(low / hours, 3), round(high / hours, 3)]
+
+
+def voiced_span(clip: np.ndarray, sample_rate: int) -> tuple[int, int]:
+    """Start and end (ms) of the word in a clip: the first and last 10 ms frame within 25 dB of the loudest."""
+    frame = sample_rate * VOICED_FRAME_MS // 1000
+    frames = len(clip) // frame
+    if not frames:
+        return 0, len(clip) * 1000 // sample_rate
+    power = np.mean(np.square(clip[:frames * frame].astype(np.float64).reshape(frames, frame)), axis=1)
+    if power.max() <= 0:
+        return 0, frames * VOICED_FRAME_MS
+    loud = np.flatnonzero(power >= power.max() * 10 ** (-VOICED_BELOW_PEAK_DB / 10))
+    return int(loud[0]) * VOICED_FRAME_MS, (int(loud[-1]) + 1) * VOICED_FRAME_MS
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+
+
+def reference_rms(clips: Sequence[np.ndarray]) -> float:
+    """The speech level a stream's SNR refers to: the median RMS of its one-second int16 clips, as float audio."""
+    return float(np.median([_rms(clip.astype(np.float32) / 32768.0) for clip in clips])) if len(clips) else 0.0
+
+
+def background(noise: Sequence[np.ndarray], samples: int, rng: np.random.Generator) -> np.ndarray:
+    """`samples` of background at unit RMS: the sources, each scaled to unit RMS so a loud recording does not
+    dominate, joined into one loop that starts at a random offset."""
+    sources = [source / _rms(source) for source in noise if _rms(source) > 0]
+    if not sources:
+        raise ValueError("no background noise with any signal in it")
+    loop = np.concatenate([sources[i] for i in rng.permutation(len(sources))]).astype(np.float32)
+    start = int(rng.integers(len(loop)))
+    return np.resize(np.roll(loop, -start), samples)
+
+
+def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], noise: Sequence[np.ndarray],
+                 minutes: float, sample_rate: int, snr_db: float | None, speech_rms: float, rng: np.random.Generator,
+                 min_gap_s: float = MIN_GAP_S, max_gap_s: float = MAX_GAP_S) -> Stream:
+    """`minutes` of background with the clips (int16, one class index each) inserted in a shuffled cycle.
+
+    No clips: a stream of background only. The last `max_gap_s` stay free so the last word can still be detected.
+    """
+    total = round(minutes * 60 * sample_rate)
+    track = np.zeros(total, np.float32)
+    events = []
+    order: list[int] = []
+    position = round(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
+    while len(clips):
+        if not order:
+            order = list(rng.permutation(len(clips)))
+        index = order.pop()
+        clip = clips[index]
+        if position + len(clip) + max_gap_s * sample_rate > total:
+            break
+        track[position:position + len(clip)] += clip.astype(np.float32) / 32768.0
+        start_ms, end_ms = voiced_span(clip, sample_rate)
+        offset_ms = position * 1000 // sample_rate
+        events.append(Event(int(labels[index]), offset_ms + start_ms, offset_ms + end_ms))
+        position += len(clip) + round(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
+    if snr_db is not None:
+        track += background(noise, total, rng) * np.float32(snr_gain(speech_rms, 1.0, snr_db))
+    return Stream(name, audio.float_to_int16(track), sample_rate, events, snr_db, len(clips))
+
+
+def keyword_streams(config: Config, clips: Sequence[np.ndarray], targets: Sequence[int], noise: Sequence[np.ndarray],
+                    minutes: float, snr_db: float | None, seed: int) -> list[Stream]:
+    """The two evaluation streams of `minutes` each: keyword clips in background noise, and the config's non-keyword
+    (`unknown`) clips in the same background (noise alone when there are none), both at the keyword clips' SNR."""
+    rng = np.random.default_rng(seed)
+    labels = config.labels
+    keyword = [i for i, t in enumerate(targets) if labels[t] in config.keywords.words]
+    other = [i for i, t in enumerate(targets) if labels[t] == "unknown"]
+    if not keyword:
+        raise ValueError("no keyword clips to build a stream from")
+    speech_rms = reference_rms([clips[i] for i in keyword])
+    sr = config.audio.sample_rate
+    return [build_stream(name, [clips[i] for i in chosen], [targets[i] for i in chosen], noise, minutes, sr, snr_db,
+                         speech_rms, rng)
+            for name, chosen in (("keywords", keyword), ("non-keywords", other))]
+
+
+def inference_times(config: Config, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """When the firmware loop runs the model over a stream of `samples` (end times, ms) and the span each window
+    covers (start times, ms): the first slice needs a whole front-end window, the window is full after num_slices
+    slices, then the model runs every `inference_every_strides` strides."""
+    stride, window, sr = config.stride_samples, config.window_samples, config.audio.sample_rate
+    slice_ends = np.arange(window, samples + 1, stride, dtype=np.int64)
+    full = slice_ends[config.num_slices - 1:]
+    ends = full[::config.recognizer.inference_every_strides]
+    span = window + (config.num_slices - 1) * stride
+    return ends * 1000 // sr, (ends - span) * 1000 // sr
+
+
+def scorer_trace(config: Config, stream: Stream, scorer: Scorer) -> Trace:
+    """A trace from a scoring function of the window span (tests use one that reads the events)."""
+    ends, starts = inference_times(config, len(stream.audio))
+    scores = np.array([scorer(int(start), int(end)) for start, end in zip(starts, ends, strict=True)], np.uint8)
+    return Trace(ends, scores.reshape(len(ends), len(config.labels)))
+
+
+def model_trace(model_dir: ModelDir, stream: Stream, backend: str = "litert") -> Trace:
+    """The int8 model's scores over the stream from a fresh `pipeline.StreamingPipeline`, stride by stride as on
+    the board (front-end state, window and clock continuous over the whole stream), fed a second at a time."""
+    pipeline = StreamingPipeline(model_dir, backend)
+    second = stream.sample_rate
+    times, scores = [], []
+    with Progress(-(-len(stream.audio) // second), f"stream {stream.name}", unit="s of audio") as progress:
+        for offset in range(0, len(stream.audio), second):
+            for step in pipeline.feed(stream.audio[offset:offset + second]):
+                times.append(step.time_ms)
+                scores.append(step.scores)
+            progress.update()
+    return Trace(np.asarray(times, np.int64), np.asarray(scores, np.uint8).reshape(len(times), -1))
+
+
+def replay(trace: Trace, reportable: Sequence[bool], setting: Setting) -> list[core.Detection]:
+    """The firmware's recognizer over a recorded trace with one setting."""
+    recognizer = core.Recognizer(trace.scores.shape[1], reportable, setting.average_window_ms, setting.threshold,
+                                 setting.suppression_ms, setting.minimum_count)
+    return recognizer.process_many(trace.times_ms, trace.scores)
+
+
+def match(stream: Stream, detections: Sequence[core.Detection], keyword_labels: set[int],
+          tolerance_ms: int = TOLERANCE_MS) -> Outcome:
+    """Counts hits, false accepts (by kind) and delays of one stream's detections (rules in the module docstring)."""
+    events = stream.events
+    starts = np.array([event.start_ms for event in events], np.int64)
+    hit = [False] * len(events)
+    outcome = Outcome(hours=stream.hours)
+    for event in events:
+        if event.label in keyword_labels:
+            outcome.keywords += 1
+            outcome.per_label.setdefault(event.label, [0, 0])[0] += 1
+    for detection in detections:
+        # Events that started before the detection and whose tolerance window is still open, latest first (events
+        # do not overlap, so their ends rise with their starts and the walk back stops at the first closed one).
+        near = []
+        i = int(np.searchsorted(starts, detection.time_ms, side="right")) - 1
+        while i >= 0 and detection.time_ms <= events[i].end_ms + tolerance_ms:
+            near.append(i)
+            i -= 1
+        same = [i for i in near if events[i].label == detection.label_index and events[i].label in keyword_labels]
+        fresh = [i for i in same if not hit[i]]
+        if fresh:
+            i = fresh[-1]  # the earlier word first: the later one may still be detected on its own
+            hit[i] = True
+            outcome.hits += 1
+            outcome.per_label[events[i].label][1] += 1
+            outcome.delays_ms.append(detection.time_ms - events[i].end_ms)
+        elif same:
+            outcome.false_accepts["repeat"] += 1
+        elif any(events[i].label in keyword_labels for i in near):
+            outcome.false_accepts["wrong_label"] += 1
+        elif near:
+            outcome.false_accepts["unknown_word"] += 1
+        else:
+            outcome.false_accepts["background"] += 1
+    return outcome
+
+
+def evaluate(streams: Sequence[Stream], traces: Sequence[Trace], config: Config, setting: Setting,
+             tolerance_ms: int = TOLERANCE_MS) -> Outcome:
+    """One recognizer setting over every stream, counted together."""
+    reportable = [label in config.keywords.words for label in config.labels]
+    keywords = {i for i, flag in enumerate(reportable) if flag}
+    total = Outcome()
+    for stream, trace in zip(streams, traces, strict=True):
+        total = total + match(stream, replay(trace, reportable, setting), keywords, tolerance_ms)
+    return total

@@ -1,0 +1,204 @@
+"""kws report / kws calibrate: the streaming counts with a classifier that knows the truth, the MAC counter against
+hand arithmetic, and both commands end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kws import config as config_module
+from kws import data, streaming
+from kws.cli import main
+
+SR = 16000
+# A recognizer that a perfect scorer (one-hot only while the whole word is inside the window) satisfies: a word of
+# <= 0.5 s is fully inside the 0.99 s window for >= 0.49 s, more than the 0.3 s average.
+STUB_SETTING = streaming.Setting(threshold=150, average_window_ms=300, suppression_ms=1000, minimum_count=3)
+
+
+@pytest.fixture(scope="module")
+def config():
+    return config_module.from_dict({"keywords": {"words": ["yes", "no"]}})
+
+
+def _word_clip(rng, frequency):
+    """One second with a 0.3-0.5 s tone burst at a random place: a stand-in word with a known voiced span."""
+    clip = np.zeros(SR, np.float32)
+    length = int(rng.uniform(0.3, 0.5) * SR)
+    start = int(rng.integers(0, SR - length))
+    clip[start:start + length] = 0.3 * np.sin(2 * np.pi * frequency * np.arange(length) / SR)
+    return (clip * 32767).astype(np.int16)
+
+
+def _streams(config, minutes=1.0):
+    rng = np.random.default_rng(5)
+    labels = config.labels  # silence, unknown, yes, no
+    targets = [labels.index(word) for word in ("yes", "no", "unknown") for _ in range(6)]
+    clips = [_word_clip(rng, 300 + 100 * t) for t in targets]
+    noise = data.generated_noise(SR, rng, seconds=5)
+    return streaming.keyword_streams(config, clips, targets, noise, minutes, 30.0, seed=1)
+
+
+def _truth_scorer(config, stream, relabel=None):
+    """Scores as a perfect model would give them: the label of the word wholly inside the window, else silence."""
+    labels = config.labels
+    relabel = relabel or {}
+
+    def score(start_ms, end_ms):
+        scores = np.zeros(len(labels), np.uint8)
+        inside = [e for e in stream.events if start_ms <= e.start_ms and e.end_ms <= end_ms]
+        scores[relabel.get(inside[0].label, inside[0].label) if inside else labels.index("silence")] = 255
+        return scores
+
+    return score
+
+
+def test_voiced_span_finds_the_burst():
+    clip = np.zeros(SR, np.int16)
+    clip[4000:9600] = 10000
+    assert streaming.voiced_span(clip, SR) == (250, 600)
+
+
+def test_a_perfect_classifier_detects_every_inserted_keyword_once(config):
+    streams = _streams(config)
+    traces = [streaming.scorer_trace(config, s, _truth_scorer(config, s)) for s in streams]
+    keywords, others = streams
+    assert len(keywords.events) >= 12 and all(config.labels[e.label] in ("yes", "no") for e in keywords.events)
+    assert others.events and all(config.labels[e.label] == "unknown" for e in others.events)
+    outcome = streaming.evaluate(streams, traces, config, STUB_SETTING)
+    assert outcome.keywords == len(keywords.events)
+    assert outcome.hits == outcome.keywords and outcome.frr == 0.0
+    assert outcome.false_accept_count == 0
+    assert all(0 < delay <= streaming.TOLERANCE_MS for delay in outcome.delays_ms)
+    assert outcome.hours == pytest.approx(2 / 60)
+    # gaps of at least 1.5 s of noise only between clips
+    for a, b in zip(keywords.events, keywords.events[1:], strict=False):
+        assert b.start_ms - a.end_ms >= 1500
+
+
+def test_false_accepts_are_counted_at_known_times(config):
+    keywords, _ = _streams(config)
+    yes, no = config.labels.index("yes"), config.labels.index("no")
+    # A noise-only minute on which the scorer says "yes" for 0.5 s at three known times: three false accepts.
+    rng = np.random.default_rng(2)
+    quiet = streaming.build_stream("noise", [], [], data.generated_noise(SR, rng, seconds=5), 1.0, SR, 30.0, 0.1, rng)
+    fire_at = (10_000, 25_000, 40_000)
+
+    def fires(start_ms, end_ms):
+        scores = np.zeros(len(config.labels), np.uint8)
+        scores[yes if any(t <= end_ms < t + 500 for t in fire_at) else 0] = 255
+        return scores
+
+    outcome = streaming.evaluate([quiet], [streaming.scorer_trace(config, quiet, fires)], config, STUB_SETTING)
+    assert outcome.false_accepts == {"background": 3}
+    assert outcome.fa_per_hour == pytest.approx(3 * 60)
+    # Every "yes" heard as "no": each is a wrong-label false accept and a miss; the "no"s are still hits.
+    trace = streaming.scorer_trace(config, keywords, _truth_scorer(config, keywords, relabel={yes: no}))
+    outcome = streaming.evaluate([keywords], [trace], config, STUB_SETTING)
+    said_yes = sum(e.label == yes for e in keywords.events)
+    assert outcome.false_accepts == {"wrong_label": said_yes}
+    assert outcome.hits == len(keywords.events) - said_yes
+
+
+def test_the_inference_schedule_is_the_pipelines(tiny_model):
+    from kws.evaluate import ModelDir
+
+    model_dir = ModelDir(tiny_model)
+    audio = (np.random.default_rng(0).standard_normal(3 * SR + 123) * 2000).astype(np.int16)
+    stream = streaming.Stream("noise", audio, SR, [], None, 0)
+    trace = streaming.model_trace(model_dir, stream, "litert")
+    ends, starts = streaming.inference_times(model_dir.config, len(audio))
+    assert trace.times_ms.tolist() == ends.tolist()
+    assert (ends - starts).tolist() == [990] * len(ends)  # 49 slices of 30 ms every 20 ms
+
+
+def test_held_out_loading_picks_the_clips_of_a_full_load(tiny_config_path, synth_data):
+    config = config_module.load(tiny_config_path)
+    full = data.load(config, [synth_data])
+    held = data.load(config, [synth_data], splits=("validation", "test"))
+    assert not held.splits["train"].paths
+    for split in ("validation", "test"):
+        assert held.splits[split].paths == full.splits[split].paths
+        assert held.splits[split].targets == full.splits[split].targets
+
+
+def test_mac_counter_matches_hand_arithmetic():
+    import tf_keras
+
+    from kws.cost import estimate_model
+    from kws.export import to_int8_tflite
+
+    inputs = tf_keras.Input((10, 8, 1))
+    x = tf_keras.layers.Conv2D(4, (3, 3), activation="relu")(inputs)  # -> 8x6x4
+    x = tf_keras.layers.DepthwiseConv2D((3, 3), activation="relu")(x)  # -> 6x4x4
+    x = tf_keras.layers.Flatten()(x)  # 96
+    outputs = tf_keras.layers.Dense(5)(x)
+    model = tf_keras.Model(inputs, outputs)
+    tflite = to_int8_tflite(model, np.random.default_rng(0).standard_normal((20, 10, 8, 1)).astype(np.float32))
+    macs = {op: row["macs"] for op, row in estimate_model(tflite).by_op().items() if row["macs"]}
+    assert macs == {"CONV_2D": 8 * 6 * 4 * (3 * 3 * 1),  # each output: a 3x3 window of the one input channel
+                    "DEPTHWISE_CONV_2D": 6 * 4 * 4 * (3 * 3),  # each output: a 3x3 window of its own channel
+                    "FULLY_CONNECTED": 96 * 5}
+
+
+def _copy_model(tiny_model, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    return model
+
+
+def test_report_end_to_end(tiny_model, synth_data, tmp_path):
+    model = _copy_model(tiny_model, tmp_path)
+    out = tmp_path / "report"
+    assert main(["report", "--model", str(model), "--data", str(synth_data), "--out", str(out),
+                 "--stream-minutes", "0.5", "--unseen-noise", str(_noise_file(tmp_path))]) == 0
+    for name in ("report.md", "metrics.json", "confusion.png", "accuracy_vs_snr.png", "det.png", "latency.png"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    clips = metrics["data"]["clips"]
+    assert metrics["accuracy"]["int8"]["clips"] == clips > 0
+    assert sum(metrics["data"]["per_class"].values()) == clips
+    curves = metrics["noise"]["curves"]
+    assert [c["unseen"] for c in curves] == [False, False, False, True]
+    assert all(p["clips"] == metrics["noise"]["clips"] for c in curves for p in c["points"])
+    operating = metrics["streaming"]["operating"]
+    assert operating["keywords"] > 0 and operating["hours"] == pytest.approx(1 / 60, abs=1e-3)
+    assert metrics["cost"]["macs"] > 0 and metrics["memory"]["flash"]["total_bytes"] > 0
+    report = (out / "report.md").read_text()
+    for heading in ("## Summary", "## 1. Accuracy", "## 2. Noise robustness", "## 3. Streaming",
+                    "## 4. Device cost", "## 5. Memory", "(unseen)"):
+        assert heading in report
+
+
+def _noise_file(tmp_path):
+    from kws import audio
+
+    path = tmp_path / "hum.wav"
+    t = np.arange(3 * SR) / SR
+    audio.write_wav(path, audio.float_to_int16(0.2 * np.sin(2 * np.pi * 150 * t)), SR)
+    return path
+
+
+def test_calibrate_rewrites_only_the_recognizer_lines(tiny_model, synth_data, tmp_path):
+    model = _copy_model(tiny_model, tmp_path)
+    before = (model / "model_settings.h").read_text().splitlines(keepends=True)
+    assert main(["calibrate", "--model", str(model), "--data", str(synth_data), "--stream-minutes", "0.5",
+                 "--target-fa-per-hour", "200"]) == 0
+    after = (model / "model_settings.h").read_text().splitlines(keepends=True)
+    assert len(after) == len(before)
+    changed = [new for old, new in zip(before, after, strict=True) if old != new]
+    assert all(line.startswith("#define KWS_RECOGNIZER_") for line in changed)
+    card = json.loads((model / "model_card.json").read_text())["recognizer"]
+    defines = {line.split()[1]: int(line.split()[2]) for line in after if line.startswith("#define KWS_RECOGNIZER_")}
+    assert defines == {"KWS_RECOGNIZER_AVERAGE_WINDOW_MS": card["average_window_ms"],
+                       "KWS_RECOGNIZER_THRESHOLD": card["threshold"],
+                       "KWS_RECOGNIZER_SUPPRESSION_MS": card["suppression_ms"],
+                       "KWS_RECOGNIZER_MINIMUM_COUNT": card["minimum_count"]}
+    recognizer = config_module.load(model / "config.toml").recognizer
+    assert (recognizer.threshold, recognizer.average_window_ms, recognizer.suppression_ms) == (
+        card["threshold"], card["average_window_ms"], card["suppression_ms"])
+    assert card["measured"]["hours"] == pytest.approx(1 / 60, abs=1e-3) and card["measured"]["keywords"] > 0
+    assert card["met_target"] == (card["measured"]["fa_per_hour"] <= 200)
