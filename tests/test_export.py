@@ -83,3 +83,19 @@ def _card(model_dir):
     import json
 
     return json.loads((model_dir / "model_card.json").read_text())
+
+
+def test_quantization_aware_training_exports_and_evaluates(tiny_run, tmp_path):
+    from kws.evaluate import evaluate
+    from kws.train import QAT_MODEL_NAME, train
+
+    config, data, _ = tiny_run
+    qat = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=2, qat=True, qat_epochs=1))
+    model_path = train(qat, data, tmp_path / "run", verbose=False)
+    assert model_path.name == QAT_MODEL_NAME
+    export(qat, model_path, data, tmp_path / "model")
+    model_dir = ModelDir(tmp_path / "model")
+    assert model_dir.float_model_path.name == QAT_MODEL_NAME
+    result = evaluate(model_dir, data.raw["validation"], data.targets["validation"], backend="litert")
+    # QAT's fake quantization mimics the int8 model: the two agree on nearly every clip.
+    assert abs(result["int8"]["accuracy"] - result["float"]["accuracy"]) <= 0.1

@@ -14,6 +14,7 @@ from kws import config as config_module
 from kws.config import Config
 from kws.features import Int8Scaling
 from kws.runtime import Int8Model
+from kws.train import MODEL_NAME, QAT_MODEL_NAME
 
 
 class ModelDir:
@@ -29,7 +30,9 @@ class ModelDir:
 
     @property
     def float_model_path(self) -> Path:
-        return self.path / "model.keras"
+        """The trained Keras model; a quantization-aware one is model_qat.h5 (see kws.train)."""
+        qat = self.path / QAT_MODEL_NAME
+        return qat if qat.exists() else self.path / MODEL_NAME
 
     def int8(self, backend: str = "tflm") -> Int8Model:
         return Int8Model(self.tflite, backend)

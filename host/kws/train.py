@@ -1,7 +1,7 @@
 """Training: float training with early stopping on validation accuracy, then optional quantization-aware tuning.
 
-Writes into the run folder: `model.keras` (best float model, or the QAT model), `history.csv` (per-epoch metrics),
-`config.toml` (the config used) and `train.json` (data summary, timings, best epoch).
+Writes into the run folder: `model.keras` (best float model) or `model_qat.h5` (the QAT model), `history_*.csv`
+(per-epoch metrics), `config.toml` (the config used) and `train.json` (data summary, timings, best epoch).
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ import numpy as np
 from kws.config import Config
 from kws.data import Features
 from kws.progress import Progress
+
+MODEL_NAME = "model.keras"
+QAT_MODEL_NAME = "model_qat.h5"
 
 
 def set_seeds(seed: int) -> None:
@@ -74,10 +77,9 @@ def train(config: Config, data: Features, run_dir: Path, verbose: bool = True) -
         best = _fit(config, model, x_train, y_train, x_val, y_val, run_dir, config.training.qat_epochs,
                     config.training.learning_rate / 10, "qat", verbose)
         model.load_weights(run_dir / "best.weights.h5")
-    model_path = run_dir / "model.keras"
-    if config.training.qat:
-        # A QAT model carries tfmot wrappers; save as a SavedModel-free h5 that export reloads in quantize_scope.
-        model_path = run_dir / "model_qat.h5"
+    # tfmot's quantization wrappers do not round-trip through the .keras format (their variables are renamed on
+    # loading), only through HDF5; kws.export.load_keras reloads either inside tfmot's quantize_scope.
+    model_path = run_dir / (QAT_MODEL_NAME if config.training.qat else MODEL_NAME)
     model.save(model_path)
     (run_dir / "best.weights.h5").unlink()
     summary = {"data": data.summary, "best": best, "seconds": round(time.monotonic() - started, 1),
