@@ -153,36 +153,13 @@ Energy (board power model, docs/energy.md): {power['inference_uj']} uJ per infer
 
 
 def plot(summary: dict, report: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from kws import plots
 
     accuracy = summary["accuracy"]
-    matrix, labels = np.array(accuracy["confusion"]), accuracy["labels"]
-    figure, axes = plt.subplots(figsize=(1.2 * len(labels) + 2, 1.2 * len(labels) + 1.5))
-    axes.imshow(matrix, cmap="Blues")
-    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    axes.set_yticks(range(len(labels)), labels)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
-    for (row, column), count in np.ndenumerate(matrix):
-        axes.text(column, row, str(count), ha="center", va="center",
-                  color="white" if count > matrix.max() / 2 else "black")
-    axes.set_title(f"accuracy {accuracy['accuracy']} ({accuracy['clips']} clips)")
-    figure.tight_layout()
-    figure.savefig(report / "confusion.png", dpi=100)
-    plt.close(figure)
-
-    figure, axes = plt.subplots(1, len(STAGES), figsize=(4 * len(STAGES), 3))
-    for axis, stage in zip(axes, STAGES, strict=True):
-        axis.hist([clip[stage] for clip in summary["clips"]], bins=30)
-        axis.set_title(stage)
-        axis.set_xlabel("us")
-    figure.suptitle(f"latency per clip (timing={summary['board']['timing']})")
-    figure.tight_layout()
-    figure.savefig(report / "latency.png", dpi=100)
-    plt.close(figure)
+    plots.confusion(accuracy, f"{summary['board']['model']} on the board: accuracy {accuracy['accuracy']} "
+                              f"({accuracy['clips']} clips)", report / "confusion.png")
+    plots.histograms({stage: [clip[stage] for clip in summary["clips"]] for stage in STAGES}, "µs",
+                     f"latency per clip (timing={summary['board']['timing']})", report / "latency.png")
 
 
 def run(port: str | None, source: str, report: str | None, limit: int | None, model: str | None,

@@ -48,6 +48,19 @@ def confusion(result: dict, title: str, path: Path) -> None:
     _save(figure, path)
 
 
+def histograms(values: dict[str, list[float]], unit: str, title: str, path: Path) -> None:
+    """One histogram per named series, side by side (e.g. per-stage latencies of a benchmark)."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(1, len(values), figsize=(4 * len(values), 3), squeeze=False)
+    for axis, (name, series) in zip(axes[0], values.items(), strict=True):
+        axis.hist(series, bins=30)
+        axis.set_title(name)
+        axis.set_xlabel(unit)
+        axis.set_ylabel("count")
+    figure.suptitle(title)
+    _save(figure, path)
+
+
 def accuracy_vs_snr(curves: list[dict], title: str, path: Path) -> None:
     """Accuracy (with its 95% interval) against SNR, one line per noise; unseen noises dashed.
 
