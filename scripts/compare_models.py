@@ -46,6 +46,9 @@ ABLATIONS = {
     "no_specaugment": {"augment": {"time_masks": 0, "frequency_masks": 0}},
     "qat": {"training": {"qat": True}},
     "speed": {"augment": {"speed": [0.85, 1.15]}},
+    "more_copies": {"augment": {"copies": 6}},
+    "more_unknown": {"keywords": {"unknown_share": 2.0}},
+    "longer": {"training": {"epochs": 80, "patience": 16}},
 }
 
 

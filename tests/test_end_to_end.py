@@ -18,3 +18,29 @@ def test_int8_model_beats_chance_on_held_back_speakers(tiny_model, synth_data, t
     assert int8["accuracy"] >= max(0.75, largest_class + 0.3)
     assert abs(result["int8_minus_float"]) <= 0.1
     assert "int8 accuracy" in capsys.readouterr().out
+
+
+def test_cli_train_and_export_record_the_recipe(tiny_config_path, synth_data, tmp_path):
+    config = tmp_path / "short.toml"
+    config.write_text(tiny_config_path.read_text().replace("epochs = 12", "epochs = 2"))
+    data = ["--data", str(synth_data), "--no-cache"]
+    assert cli.main(["train", "--config", str(config), *data, "--out", str(tmp_path / "run")]) == 0
+    assert cli.main(["export", "--config", str(config), "--model", str(tmp_path / "run" / "model.keras"), *data,
+                     "--out", str(tmp_path / "model")]) == 0
+    card = json.loads((tmp_path / "model" / "model_card.json").read_text())
+    trained, exported = card["recipe"]
+    assert trained.startswith("kws train --config") and str(synth_data) in trained
+    assert exported.startswith("kws export --config") and "--model" in exported
+
+
+def test_monitor_help_answers_without_loading_tensorflow():
+    import subprocess
+    import sys
+    import time
+
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "kws.cli", "monitor", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert time.monotonic() - started < 1.0
+    assert "--port" in result.stdout
+    assert "tensorflow" not in result.stderr and "numpy" not in result.stderr

@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_module.load(args.config)
     data = _features(config, args)
     print(json.dumps(data.summary["clips"]), file=sys.stderr)
-    model_path = train(config, data, Path(args.out))
+    model_path = train(config, data, Path(args.out), command=args.command_line)
     print(model_path)
     return 0
 
@@ -70,7 +70,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     config = config_module.load(args.config)
     data = _features(config, args)
-    result = export(config, Path(args.model), data, Path(args.out), recipe=[" ".join(sys.argv)])
+    train_log = Path(args.model).parent / "train.json"
+    trained_by = json.loads(train_log.read_text()).get("command") if train_log.exists() else None
+    recipe = [line for line in (trained_by, args.command_line) if line]
+    result = export(config, Path(args.model), data, Path(args.out), recipe=recipe)
     print(f"{result.out_dir}: model {result.tflite_bytes} B, arena {result.arena_size} B "
           f"(measured {result.arena_measured} B), ops {', '.join(result.ops)}")
     return 0
@@ -99,7 +102,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     if args.update_card:
-        update_card(model_dir.path, {"evaluation": {"split": args.split, "sources": args.data,
+        update_card(model_dir.path, {"evaluation": {"command": args.command_line, "split": args.split,
+                                                    "sources": args.data,
                                                     "int8_accuracy": result["int8"]["accuracy"],
                                                     "int8_clips": result["int8"]["clips"],
                                                     "float_accuracy": result.get("float", {}).get("accuracy")}})
@@ -280,7 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import shlex
+
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["kws", *argv])  # for the model card's recipe
     from kws.audio import AudioError
     from kws.config import ConfigError
 

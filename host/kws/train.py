@@ -51,8 +51,12 @@ def spec_augment(config: Config, batch: np.ndarray, rng: np.random.Generator) ->
     return batch
 
 
-def train(config: Config, data: Features, run_dir: Path, verbose: bool = True) -> Path:
-    """Trains the config's model on the features; returns the path of the saved model."""
+def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, command: str | None = None) -> Path:
+    """Trains the config's model on the features; returns the path of the saved model.
+
+    `command`, the command line that ran the training, is kept in train.json so that export can put the whole
+    recipe in the model card.
+    """
     import tf_keras
 
     from kws.models import build
@@ -82,7 +86,7 @@ def train(config: Config, data: Features, run_dir: Path, verbose: bool = True) -
     model_path = run_dir / (QAT_MODEL_NAME if config.training.qat else MODEL_NAME)
     model.save(model_path)
     (run_dir / "best.weights.h5").unlink()
-    summary = {"data": data.summary, "best": best, "seconds": round(time.monotonic() - started, 1),
+    summary = {"command": command, "data": data.summary, "best": best, "seconds": round(time.monotonic() - started, 1),
                "parameters": int(model.count_params()), "qat": config.training.qat,
                "tf_keras": tf_keras.__version__}
     (run_dir / "train.json").write_text(json.dumps(summary, indent=2))
