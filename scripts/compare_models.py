@@ -29,12 +29,13 @@ from kws.train import train
 
 # name -> overrides of the base config (section -> key -> value)
 ARCHITECTURES = {
-    "tiny_conv": {"model": {"architecture": "tiny_conv", "filters": 8, "kernel": [10, 8], "stride": [2, 2]}},
+    "tiny_conv": {"model": {"architecture": "tiny_conv", "filters": 8, "kernel": [10, 8], "stride": [2, 2], "head": "average"}},
     "ds_cnn_small": {"model": {"architecture": "ds_cnn", "filters": 24, "blocks": 3, "kernel": [10, 4],
-                               "stride": [3, 4]}},
+                               "stride": [3, 4], "head": "average"}},
     "ds_cnn_medium": {"model": {"architecture": "ds_cnn", "filters": 32, "blocks": 3, "kernel": [10, 4],
-                                "stride": [2, 4]}},
-    "cnn": {"model": {"architecture": "cnn", "filters": 32, "blocks": 2, "kernel": [10, 4], "stride": [2, 4]}},
+                                "stride": [2, 4], "head": "average"}},
+    "cnn": {"model": {"architecture": "cnn", "filters": 32, "blocks": 2, "kernel": [10, 4], "stride": [2, 4],
+                      "head": "average"}},
     "ds_cnn_small_flatten": {"model": {"architecture": "ds_cnn", "filters": 24, "blocks": 3, "kernel": [10, 4],
                                        "stride": [3, 4], "head": "flatten"}},
     "cnn_flatten": {"model": {"architecture": "cnn", "filters": 32, "blocks": 2, "kernel": [10, 4],
