@@ -16,8 +16,14 @@ The estimates are order-of-magnitude figures (±50%), good for seeing whether a 
 
 from __future__ import annotations
 
+import re
+from functools import cache
+from pathlib import Path
+
 from kws.config import Config
 from kws.export import BOARD_FLASH_BYTES, BOARD_RAM_BYTES
+
+FIRMWARE_SRC = Path(__file__).resolve().parents[2] / "firmware" / "src"
 
 ESTIMATE_UNCERTAINTY = 0.5
 
@@ -32,10 +38,26 @@ PDM_FLASH = 5 * 1024
 PROJECT_FLASH = 8 * 1024  # kws_core (2.6 KB measured) + the Arduino glue
 
 MBED_CORE_RAM = 44 * 1024  # a blank sketch's globals with the Arduino mbed core
-MIC_RING_BYTES = 8192 * 2 + 256 * 2  # audio_provider.cpp: ring + one PDM buffer
-HOST_RING_BYTES = 4096 * 2  # host_stream.cpp: ring for AUDIO frames
 FRONTEND_STATE_BYTES = 6 * 1024  # window, FFT buffers, filterbank and noise-reduction state for 40 channels
 STACK_BYTES = 8 * 1024
+
+
+@cache
+def firmware_constant(source: str, name: str) -> int:
+    """An integer constant as the firmware declares it (`constexpr ... name = N;`), so the budget cannot drift
+    from the code."""
+    path = FIRMWARE_SRC / source
+    match = re.search(rf"constexpr\s+\w+\s+{name}\s*=\s*(\d+)\s*;", path.read_text())
+    if match is None:
+        raise ValueError(f"{path}: no constexpr {name}")
+    return int(match.group(1))
+
+
+def audio_buffer_bytes() -> tuple[int, int]:
+    """int16 bytes of the microphone ring plus one PDM buffer, and of the host-stream ring."""
+    microphone = firmware_constant("audio_provider.cpp", "kRingSamples") + firmware_constant(
+        "audio_provider.cpp", "kPdmBufferSamples")
+    return 2 * microphone, 2 * firmware_constant("host_stream.cpp", "kRingSamples")
 
 
 def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str]) -> dict:
@@ -51,10 +73,11 @@ def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str]) 
         {"part": "kws_core + glue", "bytes": PROJECT_FLASH, "estimate": True},
     ]
     window = config.num_slices * config.frontend.channels
+    mic_ring_bytes, host_ring_bytes = audio_buffer_bytes()
     ram = [
         {"part": "tensor arena (KWS_ARENA_SIZE)", "bytes": arena_bytes, "estimate": False},
-        {"part": "microphone ring + PDM buffer", "bytes": MIC_RING_BYTES, "estimate": False},
-        {"part": "host-stream ring", "bytes": HOST_RING_BYTES, "estimate": False},
+        {"part": "microphone ring + PDM buffer", "bytes": mic_ring_bytes, "estimate": False},
+        {"part": "host-stream ring", "bytes": host_ring_bytes, "estimate": False},
         {"part": f"int8 feature window ({config.num_slices}x{config.frontend.channels})", "bytes": window,
          "estimate": False},
         {"part": "microfrontend state", "bytes": FRONTEND_STATE_BYTES, "estimate": True},
