@@ -31,6 +31,7 @@ def test_cli_train_and_export_record_the_recipe(tiny_config_path, synth_data, tm
     trained, exported = card["recipe"]
     assert trained.startswith("kws train --config") and str(synth_data) in trained
     assert exported.startswith("kws export --config") and "--model" in exported
+    assert card["training"]["seconds"] > 0 and card["training"]["best"]["epoch"] >= 1
 
 
 def test_monitor_help_answers_without_loading_tensorflow():

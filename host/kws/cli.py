@@ -71,9 +71,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     config = config_module.load(args.config)
     data = _features(config, args)
     train_log = Path(args.model).parent / "train.json"
-    trained_by = json.loads(train_log.read_text()).get("command") if train_log.exists() else None
-    recipe = [line for line in (trained_by, args.command_line) if line]
-    result = export(config, Path(args.model), data, Path(args.out), recipe=recipe)
+    training = json.loads(train_log.read_text()) if train_log.exists() else {}
+    recipe = [line for line in (training.get("command"), args.command_line) if line]
+    result = export(config, Path(args.model), data, Path(args.out), recipe=recipe,
+                    training={key: training[key] for key in ("seconds", "best", "parameters") if key in training})
     print(f"{result.out_dir}: model {result.tflite_bytes} B, arena {result.arena_size} B "
           f"(measured {result.arena_measured} B), ops {', '.join(result.ops)}")
     return 0

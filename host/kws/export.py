@@ -82,8 +82,12 @@ def to_int8_tflite(model: object, representative: np.ndarray) -> bytes:
     return converter.convert()
 
 
-def export(config: Config, model_path: Path, data: Features, out_dir: Path, recipe: list[str] | None = None) -> Exported:
-    """Quantizes the trained model and writes model.tflite, the C array, model_settings.h and model_card.json."""
+def export(config: Config, model_path: Path, data: Features, out_dir: Path, recipe: list[str] | None = None,
+           training: dict | None = None) -> Exported:
+    """Quantizes the trained model and writes model.tflite, the C array, model_settings.h and model_card.json.
+
+    `recipe` (the commands that made the model) and `training` (time, best epoch, parameters) go into the card.
+    """
     model = load_keras(model_path)
     rng = np.random.default_rng(config.training.seed)
     train = data.float("train")
@@ -127,6 +131,7 @@ def export(config: Config, model_path: Path, data: Features, out_dir: Path, reci
                          "output_scale": interpreter.output.scale, "output_zero_point": interpreter.output.zero_point,
                          "feature_multiplier": scaling.multiplier, "feature_shift": scaling.shift},
         "recipe": recipe or [],
+        "training": training or {},
         "software": software_versions(),
     }
     update_card(out_dir, card)
