@@ -18,6 +18,7 @@ import os
 import pty
 import queue
 import select
+import signal
 import struct
 import sys
 import threading
@@ -348,6 +349,10 @@ class VirtualBoard:
             del self._output[:written]
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, backend: str) -> int:
     """`kws sim`: runs a virtual board until Ctrl-C."""
     from kws import audio as audio_module
@@ -361,6 +366,8 @@ def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, bac
 
         microphone = Microphone(sample_rate, model_dir.config.stride_samples)
     board = VirtualBoard(model_dir, backend, audio=recording, microphone=microphone, link=link)
+    # `kill` (a test harness, a service manager) should tidy up like Ctrl-C: close the pty, remove the link.
+    signal.signal(signal.SIGTERM, _interrupt)
     path = board.start()
     source = "microphone" if use_mic else audio_path or "silence"
     print(f"virtual board on {path}" + (f" (link {board.link})" if board.link else "")
