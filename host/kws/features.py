@@ -15,7 +15,6 @@ quantization (`int8_scaling`), using `kws_scale_features` from firmware/lib/kws_
 from __future__ import annotations
 
 import ctypes
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from kws.config import Config
 from kws.config import Frontend as FrontendParams
+from kws.quiet import native_stderr_silenced
 
 FLOAT_SCALE = 10.0 / 256.0  # raw microfrontend output -> the float features the model trains on
 
@@ -72,7 +72,6 @@ class FrontendError(RuntimeError):
 
 @cache
 def _library() -> ctypes.CDLL:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the op library pulls in TF's logging
     import importlib.util
 
     spec = importlib.util.find_spec("tensorflow")
@@ -82,7 +81,8 @@ def _library() -> ctypes.CDLL:
     path = Path(spec.origin).parent / "lite/experimental/microfrontend/python/ops/_audio_microfrontend_op.so"
     if not path.exists():
         raise FrontendError(f"{path}: TensorFlow's microfrontend op library is missing")
-    library = ctypes.CDLL(str(path))
+    with native_stderr_silenced():  # TensorFlow's start-up notices (oneDNN, CUDA) on loading
+        library = ctypes.CDLL(str(path))
     library.FrontendPopulateState.argtypes = [ctypes.POINTER(_FrontendConfig), ctypes.c_void_p, ctypes.c_int]
     library.FrontendPopulateState.restype = ctypes.c_int
     library.FrontendProcessSamples.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16), ctypes.c_size_t,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kws.quiet import native_stderr_silenced
+
 BACKENDS = ("tflm", "litert")
 TFLITE_SCHEMA_VERSION = 3
 
@@ -110,10 +112,11 @@ def measure_arena(tflite: bytes) -> int:
 
     def fits(size: int) -> bool:
         try:
-            interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=size)
-            shape = interpreter.get_input_details(0)["shape"]
-            interpreter.set_input(np.zeros(shape, np.int8), 0)
-            interpreter.invoke()
+            with native_stderr_silenced():  # TFLM reports each failed allocation of the search
+                interpreter = runtime.Interpreter.from_bytes(tflite, arena_size=size)
+                shape = interpreter.get_input_details(0)["shape"]
+                interpreter.set_input(np.zeros(shape, np.int8), 0)
+                interpreter.invoke()
         except RuntimeError:
             return False
         return True
