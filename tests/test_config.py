@@ -39,6 +39,7 @@ def test_defaults_are_micro_speech():
         ({"augment": {"snr_db": [20, 5]}}, "augment.snr_db"),
         ({"augment": {"snr_db": [5]}}, "augment.snr_db"),
         ({"recognizer": {"threshold": 300}}, "recognizer.threshold"),
+        ({"recognizer": {"false_accepts_per_hour": 0}}, "recognizer.false_accepts_per_hour"),
         ({"training": {"qat": "yes"}}, "training.qat"),
         ({"audio": {"sample_rate": 44100}}, "audio.sample_rate"),
         ({"frontend": {"upper_band_hz": 9000.0}}, "frontend.upper_band_hz"),

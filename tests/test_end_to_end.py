@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from kws import cli
 
 
@@ -45,3 +47,14 @@ def test_monitor_help_answers_without_loading_tensorflow():
     assert time.monotonic() - started < 1.0
     assert "--port" in result.stdout
     assert "tensorflow" not in result.stderr and "numpy" not in result.stderr
+
+
+def test_eval_scores_each_training_clip_once(tiny_model, tiny_run, synth_data, tmp_path):
+    config, data, _ = tiny_run
+    raw, targets = data.clips("train")
+    assert len(raw) * (1 + config.augment.copies) == len(data.raw["train"])
+    np.testing.assert_array_equal(targets, data.targets["train"][: len(raw)])
+    out = tmp_path / "train_eval.json"
+    assert cli.main(["eval", "--model", str(tiny_model), "--data", str(synth_data), "--split", "train",
+                     "--backend", "litert", "--json", str(out), "--no-cache"]) == 0
+    assert json.loads(out.read_text())["int8"]["clips"] == len(raw)

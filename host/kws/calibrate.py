@@ -69,6 +69,8 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
     model_dir = ModelDir(model)
     config = model_dir.config
     target = config.recognizer.false_accepts_per_hour if target is None else target
+    if target <= 0:
+        raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
     clips = report.held_out(model_dir, sources, split)
     background = (report.noise_sources(noise, False, config.audio.sample_rate)
                   or report.generated_sources(config.audio.sample_rate))

@@ -88,8 +88,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model_dir = ModelDir(args.model)
     data = features(model_dir.config, args.data, (), None if args.no_cache else _cache_dir())
     splits = ("train", "validation", "test") if args.split == "all" else (args.split,)
-    raw = __import__("numpy").concatenate([data.raw[s] for s in splits])
-    targets = __import__("numpy").concatenate([data.targets[s] for s in splits])
+    import numpy as np
+
+    # The split's own clips only: the train split also holds augmented copies, which are not clips to score.
+    raw, targets = (np.concatenate(arrays) for arrays in zip(*(data.clips(s) for s in splits), strict=True))
     if not len(raw):
         print(f"no clips in split {args.split} of {', '.join(args.data)}", file=sys.stderr)
         return 2

@@ -343,4 +343,6 @@ def _check_values(config: Config) -> None:
     require(0 <= rec.threshold <= 255, "recognizer.threshold", rec.threshold, "is on the 0..255 score scale")
     require(rec.inference_every_strides >= 1, "recognizer.inference_every_strides", rec.inference_every_strides,
             "must be positive")
+    require(rec.false_accepts_per_hour > 0, "recognizer.false_accepts_per_hour", rec.false_accepts_per_hour,
+            "must be positive: no stream length can show a rate of zero")
     require(1 <= rec.minimum_count <= 64, "recognizer.minimum_count", rec.minimum_count, "must be 1..64")

@@ -28,7 +28,7 @@ import numpy as np
 from kws import audio
 from kws.clips import SPLITS, Clip
 from kws.config import Config, ConfigError
-from kws.features import FLOAT_SCALE, ClipFeatures
+from kws.features import ClipFeatures, to_float
 from kws.progress import Progress
 
 SILENCE_WORDS = {"_silence_"}
@@ -63,13 +63,16 @@ def speaker_of(path: Path) -> str:
     return path.stem.split("_", 1)[0] if "_" in path.stem else path.stem
 
 
-def speaker_split(speaker: str, validation_percent: int = 15, test_percent: int = 15) -> str:
+VALIDATION_PERCENT = TEST_PERCENT = 15  # of the speakers: small real sets need a few hundred held-out clips
+
+
+def speaker_split(speaker: str) -> str:
     """A deterministic speaker-disjoint split: a speaker's clips all land in one split, decided by a hash of its
     name (salted, so it does not reproduce the official Speech Commands assignment)."""
     bucket = int(hashlib.sha1(f"nano-kws:{speaker}".encode()).hexdigest(), 16) % 100
-    if bucket < validation_percent:
+    if bucket < VALIDATION_PERCENT:
         return "validation"
-    return "test" if bucket < validation_percent + test_percent else "train"
+    return "test" if bucket < VALIDATION_PERCENT + TEST_PERCENT else "train"
 
 
 def _index_folders(root: Path) -> list[Clip]:
@@ -119,13 +122,14 @@ class Dataset:
     noise: list[np.ndarray]
     skipped: list[str]
     sources: list[str]
+    sample_rate: int
 
     def summary(self) -> dict:
         """Clip counts per split and class, for logs and the model card."""
         counts = {name: dict(sorted(Counter(self.labels[t] for t in split.targets).items()))
                   for name, split in self.splits.items()}
         return {"sources": self.sources, "clips": counts, "skipped": len(self.skipped),
-                "noise_seconds": round(sum(len(n) for n in self.noise) / 16000, 1)}
+                "noise_seconds": round(sum(len(n) for n in self.noise) / self.sample_rate, 1)}
 
 
 def load(config: Config, sources: list[str | Path], noise: list[str | Path] = (), seed: int | None = None,
@@ -177,7 +181,7 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
         loaded[split_name] = split if split_name in splits else Split()
     if skipped:
         print(f"skipped {len(skipped)} unreadable files, first: {skipped[0]}", file=sys.stderr)
-    return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources])
+    return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources], config.audio.sample_rate)
 
 
 def _check_keywords(config: Config, clips: list[Clip], sources: list[str | Path]) -> None:
@@ -224,7 +228,7 @@ def _add_silence(config: Config, split: Split, in_split: list[Clip], count: int,
             crop = np.zeros(config.clip_samples, np.int16)
         else:
             crop = _noise_crop(noise, config.clip_samples, rng)
-            crop = audio.float_to_int16(crop * 10 ** (rng.uniform(-50, -15) / 20) / max(_rms(crop), 1e-9))
+            crop = audio.float_to_int16(crop * 10 ** (rng.uniform(-50, -15) / 20) / max(rms(crop), 1e-9))
         split.paths.append(Path(f"<silence {i}>"))
         split.targets.append(silence_index)
         split.audio.append(crop)
@@ -259,8 +263,9 @@ def generated_noise(sample_rate: int, rng: np.random.Generator, seconds: int = 3
     return [(n / np.abs(n).max() * 0.5).astype(np.float32) for n in (white, pink, brown)]
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
+def rms(x: np.ndarray) -> float:
+    """Root mean square (0 for an empty array)."""
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 
 
 def _noise_crop(noise: list[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
@@ -273,7 +278,7 @@ def _noise_crop(noise: list[np.ndarray], length: int, rng: np.random.Generator) 
 
 def mix_at_snr(clip: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     """Adds noise scaled so that clip power / noise power = snr_db (float in, float out)."""
-    return clip + noise * snr_gain(_rms(clip), _rms(noise), snr_db)
+    return clip + noise * snr_gain(rms(clip), rms(noise), snr_db)
 
 
 def snr_gain(signal_rms: float, noise_rms: float, snr_db: float) -> float:
@@ -305,16 +310,25 @@ def augment(config: Config, clip: np.ndarray, noise: list[np.ndarray], rng: np.r
 
 @dataclass
 class Features:
-    """Raw microfrontend features (uint16, exact) with class targets, per split."""
+    """Raw microfrontend features (uint16, exact) with class targets, per split.
+
+    The train split holds the clips first, then `train_copies` augmented versions of them in the same order.
+    """
 
     labels: tuple[str, ...]
     raw: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
     summary: dict
+    train_copies: int
+
+    def clips(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Raw features and targets of the split's own clips, without augmented copies (for evaluation)."""
+        count = len(self.raw[split]) // (1 + self.train_copies) if split == "train" else len(self.raw[split])
+        return self.raw[split][:count], self.targets[split][:count]
 
     def float(self, split: str) -> np.ndarray:
         """The float model input, shape (n, slices, channels, 1)."""
-        return (self.raw[split].astype(np.float32) * np.float32(FLOAT_SCALE))[..., np.newaxis]
+        return to_float(self.raw[split])[..., np.newaxis]
 
 
 def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path]) -> str:
@@ -344,7 +358,7 @@ def features(config: Config, sources: list[str | Path], noise: list[str | Path] 
             with np.load(cache_file, allow_pickle=False) as stored:
                 summary = json.loads(str(stored["summary"]))
                 return Features(config.labels, {s: stored[f"raw_{s}"] for s in SPLITS},
-                                {s: stored[f"targets_{s}"] for s in SPLITS}, summary)
+                                {s: stored[f"targets_{s}"] for s in SPLITS}, summary, config.augment.copies)
     dataset = load(config, sources, noise)
     extractor = ClipFeatures(config)
     rng = np.random.default_rng(config.training.seed + 1)
@@ -369,4 +383,4 @@ def features(config: Config, sources: list[str | Path], noise: list[str | Path] 
         np.savez(partial, summary=json.dumps(summary), **{f"raw_{s}": raw[s] for s in SPLITS},
                  **{f"targets_{s}": targets[s] for s in SPLITS})
         partial.replace(cache_file)
-    return Features(config.labels, raw, targets, summary)
+    return Features(config.labels, raw, targets, summary, config.augment.copies)

@@ -73,19 +73,18 @@ def int8_outputs(model_dir: ModelDir, raw: np.ndarray, backend: str = "tflm") ->
     return model.predict(model_dir.scaling(model).apply(raw))
 
 
-def evaluate(model_dir: ModelDir, raw: np.ndarray, targets: np.ndarray, backend: str = "tflm",
-             with_float: bool = True) -> dict:
+def evaluate(model_dir: ModelDir, raw: np.ndarray, targets: np.ndarray, backend: str = "tflm") -> dict:
     """Accuracy and confusion of the int8 model (and of the float model when it is there)."""
-    from kws.features import FLOAT_SCALE
+    from kws.features import to_float
 
     labels = model_dir.config.labels
     result = {"int8": confusion(labels, targets, int8_outputs(model_dir, raw, backend).argmax(axis=1)),
               "int8_runtime": backend}
-    if with_float and model_dir.float_model_path.exists():
+    if model_dir.float_model_path.exists():
         from kws.export import load_keras
 
         model = load_keras(model_dir.float_model_path)
-        x = (raw.astype(np.float32) * np.float32(FLOAT_SCALE))[..., np.newaxis]
+        x = to_float(raw)[..., np.newaxis]
         result["float"] = confusion(labels, targets, model.predict(x, verbose=0, batch_size=256).argmax(axis=1))
         result["int8_minus_float"] = round(result["int8"]["accuracy"] - result["float"]["accuracy"], 4)
     return result

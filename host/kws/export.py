@@ -7,7 +7,6 @@ TFLM runtime (plus a stated margin), and the exact list of ops for the resolver.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -21,6 +20,7 @@ from kws.config import Config, Recognizer
 from kws.data import Features
 from kws.features import Int8Scaling
 from kws.runtime import TFLITE_SCHEMA_VERSION, Int8Model, measure_arena, model_ops, schema_version
+from kws.runtime import model_id as runtime_model_id
 
 # The board runs CMSIS-NN kernels, whose scratch buffers (e.g. for im2col) the reference kernels of the host runtime
 # do not request, and the host's 64-bit pointers make some bookkeeping larger: measured host arenas were within
@@ -116,7 +116,7 @@ def export(config: Config, model_path: Path, data: Features, out_dir: Path, reci
         shutil.copyfile(model_path, out_dir / model_path.name)
     if config.source is not None and config.source.resolve() != (out_dir / "config.toml").resolve():
         shutil.copyfile(config.source, out_dir / "config.toml")
-    model_id = hashlib.sha256(tflite).hexdigest()[:8]
+    model_id = runtime_model_id(tflite)
     (out_dir / "model_data.h").write_text(MODEL_DATA_H)
     (out_dir / "model_data.cc").write_text(c_array(tflite, config.name))
     (out_dir / "model_settings.h").write_text(

@@ -142,6 +142,11 @@ class Frontend:
             self._library.FrontendFreeStateContents(self._state)
 
 
+def to_float(raw: np.ndarray) -> np.ndarray:
+    """Raw uint16 microfrontend output as the float features the model trains on."""
+    return raw.astype(np.float32) * np.float32(FLOAT_SCALE)
+
+
 class ClipFeatures:
     """Raw features of whole clips, each from a freshly reset front end (as training and CLIP_BEGIN do)."""
 
@@ -160,7 +165,7 @@ class ClipFeatures:
 
     def float(self, clip: np.ndarray) -> np.ndarray:
         """The model's float input for one clip, shape (num_slices, channels)."""
-        return self.raw(clip).astype(np.float32) * np.float32(FLOAT_SCALE)
+        return to_float(self.raw(clip))
 
 
 @dataclass(frozen=True)

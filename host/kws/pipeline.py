@@ -55,13 +55,10 @@ class StreamingPipeline:
         self._every = rec.inference_every_strides
         self._window_samples, self._stride_samples = config.window_samples, config.stride_samples
         # The window starts as silence: the int8 value of a raw 0 slice, what kws_window_reset fills in.
-        self._silent_slice = self._scale(np.zeros((1, config.frontend.channels), np.uint16))[0]
+        self._silent_slice = self.scaling.apply(np.zeros((1, config.frontend.channels), np.uint16))[0]
         self._window = np.empty((config.num_slices, config.frontend.channels), np.int8)
         self.samples = 0  # consumed over the whole stream: the stream clock
         self.reset()
-
-    def _scale(self, raw: np.ndarray) -> np.ndarray:
-        return core.scale_features(raw, self.scaling.multiplier, self.scaling.shift, self.scaling.zero_point)
 
     @property
     def time_ms(self) -> int:
@@ -94,7 +91,7 @@ class StreamingPipeline:
             if not len(raw):
                 continue
             self._until_slice = self._stride_samples
-            scaled = self._scale(raw)
+            scaled = self.scaling.apply(raw)
             fe_us = _us_since(start)
             self.clip_fe_us += fe_us
             self._window[:-1] = self._window[1:]

@@ -51,6 +51,13 @@ def model_ops(tflite: bytes) -> list[str]:
     return sorted(used)
 
 
+def model_id(tflite: bytes) -> str:
+    """The short id the firmware's HELLO and the model card carry: the first 8 hex digits of the SHA-256."""
+    import hashlib
+
+    return hashlib.sha256(tflite).hexdigest()[:8]
+
+
 def schema_version(tflite: bytes) -> int:
     return int(_schema().Model.GetRootAsModel(bytearray(tflite), 0).Version())
 

@@ -13,7 +13,6 @@ send lines or drop the connection at well-defined points of the loop.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import pty
 import queue
@@ -34,6 +33,7 @@ from kws import __version__, core
 from kws.evaluate import ModelDir
 from kws.pipeline import Step, StreamingPipeline
 from kws.protocol import PROTOCOL_VERSION, FrameType
+from kws.runtime import model_id
 
 HELLO_INTERVAL_S = 10.0
 HOST_TIMEOUT_S = 5.0
@@ -82,7 +82,7 @@ class VirtualBoard:
         board = config.board
         self.est_m4_us = round(estimate_model(self.model_dir.tflite, board.clock_hz,
                                               board.cycles_per_instruction).inference_us)
-        self.model_id = hashlib.sha256(self.model_dir.tflite).hexdigest()[:8]
+        self.model_id = model_id(self.model_dir.tflite)
         self.sent: Counter[str] = Counter()  # lines sent per tag (tests count DETs from the board side)
         self.dropped_lines = 0
         self.mode = "mic"

@@ -30,7 +30,7 @@ import numpy as np
 
 from kws import audio, core
 from kws.config import Config
-from kws.data import snr_gain
+from kws.data import rms, snr_gain
 from kws.evaluate import ModelDir
 from kws.pipeline import StreamingPipeline
 from kws.progress import Progress
@@ -167,19 +167,15 @@ def voiced_span(clip: np.ndarray, sample_rate: int) -> tuple[int, int]:
     return int(loud[0]) * VOICED_FRAME_MS, (int(loud[-1]) + 1) * VOICED_FRAME_MS
 
 
-def _rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
-
-
 def reference_rms(clips: Sequence[np.ndarray]) -> float:
     """The speech level a stream's SNR refers to: the median RMS of its one-second int16 clips, as float audio."""
-    return float(np.median([_rms(clip.astype(np.float32) / 32768.0) for clip in clips])) if len(clips) else 0.0
+    return float(np.median([rms(clip.astype(np.float32) / 32768.0) for clip in clips])) if len(clips) else 0.0
 
 
 def background(noise: Sequence[np.ndarray], samples: int, rng: np.random.Generator) -> np.ndarray:
     """`samples` of background at unit RMS: the sources, each scaled to unit RMS so a loud recording does not
     dominate, joined into one loop that starts at a random offset."""
-    sources = [source / _rms(source) for source in noise if _rms(source) > 0]
+    sources = [source / rms(source) for source in noise if rms(source) > 0]
     if not sources:
         raise ValueError("no background noise with any signal in it")
     loop = np.concatenate([sources[i] for i in rng.permutation(len(sources))]).astype(np.float32)
