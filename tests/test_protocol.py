@@ -123,3 +123,16 @@ def test_c_decoder_recovers_intact_frames_and_accepts_nothing_unsent(items: list
     assert all(frame in remaining for frame in intact)  # in order, none lost
     if not flips:
         assert decoded == [frame for _, frame in items]
+
+
+def test_python_protocol_constants_match_the_firmware_header():
+    from kws import firmware, protocol
+
+    header = "lib/kws_core/kws_protocol.h"
+    assert protocol.PROTOCOL_VERSION == firmware.constant(header, "KWS_PROTOCOL_VERSION")
+    assert protocol.FRAME_SYNC == bytes([firmware.constant(header, "KWS_FRAME_SYNC0"),
+                                         firmware.constant(header, "KWS_FRAME_SYNC1")])
+    assert protocol.FRAME_MAX_PAYLOAD == firmware.constant(header, "KWS_FRAME_MAX_PAYLOAD")
+    # The C limit counts the line's "\n", the Python one does not.
+    assert protocol.LINE_MAX == firmware.constant(header, "KWS_LINE_MAX")
+    assert protocol.VALUE_MAX == firmware.constant(header, "KWS_LINE_MAX_VALUE")

@@ -294,6 +294,7 @@ def _convert(hint: object, value: object, key: str) -> object:
 
 
 def _check_values(config: Config) -> None:
+    from kws import firmware
     from kws.models import ARCHITECTURES
 
     def require(ok: bool, key: str, value: object, why: str) -> None:
@@ -309,7 +310,9 @@ def _check_values(config: Config) -> None:
         require(word not in ("silence", "unknown"), "keywords.words", word, "'silence' and 'unknown' are reserved")
     overlap = set(words) & set(config.keywords.unknown_words)
     require(not overlap, "keywords.unknown_words", sorted(overlap), "a keyword cannot also be an unknown word")
-    require(len(config.labels) <= 32, "keywords.words", words, "at most 32 classes fit the recognizer")
+    max_labels = firmware.constant("lib/kws_core/kws_recognizer.h", "KWS_RECOGNIZER_MAX_LABELS")
+    require(len(config.labels) <= max_labels, "keywords.words", words,
+            f"at most {max_labels} classes fit the firmware's recognizer")
     for name in ("silence_share", "unknown_share"):
         value = getattr(config.keywords, name)
         require(0.0 <= value <= 5.0, f"keywords.{name}", value, "must be between 0 and 5")
@@ -345,4 +348,6 @@ def _check_values(config: Config) -> None:
             "must be positive")
     require(rec.false_accepts_per_hour > 0, "recognizer.false_accepts_per_hour", rec.false_accepts_per_hour,
             "must be positive: no stream length can show a rate of zero")
-    require(1 <= rec.minimum_count <= 64, "recognizer.minimum_count", rec.minimum_count, "must be 1..64")
+    max_history = firmware.constant("lib/kws_core/kws_recognizer.h", "KWS_RECOGNIZER_MAX_HISTORY")
+    require(1 <= rec.minimum_count <= max_history, "recognizer.minimum_count", rec.minimum_count,
+            f"must be 1..{max_history} (the firmware recognizer's history)")

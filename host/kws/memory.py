@@ -16,14 +16,9 @@ The estimates are order-of-magnitude figures (±50%), good for seeing whether a 
 
 from __future__ import annotations
 
-import re
-from functools import cache
-from pathlib import Path
-
 from kws.config import Config
 from kws.export import BOARD_FLASH_BYTES, BOARD_RAM_BYTES
-
-FIRMWARE_SRC = Path(__file__).resolve().parents[2] / "firmware" / "src"
+from kws.firmware import constant
 
 ESTIMATE_UNCERTAINTY = 0.5
 
@@ -42,22 +37,11 @@ FRONTEND_STATE_BYTES = 6 * 1024  # window, FFT buffers, filterbank and noise-red
 STACK_BYTES = 8 * 1024
 
 
-@cache
-def firmware_constant(source: str, name: str) -> int:
-    """An integer constant as the firmware declares it (`constexpr ... name = N;`), so the budget cannot drift
-    from the code."""
-    path = FIRMWARE_SRC / source
-    match = re.search(rf"constexpr\s+\w+\s+{name}\s*=\s*(\d+)\s*;", path.read_text())
-    if match is None:
-        raise ValueError(f"{path}: no constexpr {name}")
-    return int(match.group(1))
-
-
 def audio_buffer_bytes() -> tuple[int, int]:
     """int16 bytes of the microphone ring plus one PDM buffer, and of the host-stream ring."""
-    microphone = firmware_constant("audio_provider.cpp", "kRingSamples") + firmware_constant(
-        "audio_provider.cpp", "kPdmBufferSamples")
-    return 2 * microphone, 2 * firmware_constant("host_stream.cpp", "kRingSamples")
+    microphone = constant("src/audio_provider.cpp", "kRingSamples") + constant(
+        "src/audio_provider.cpp", "kPdmBufferSamples")
+    return 2 * microphone, 2 * constant("src/host_stream.cpp", "kRingSamples")
 
 
 def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str]) -> dict:

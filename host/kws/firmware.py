@@ -1,0 +1,26 @@
+"""Constants read from the firmware's own sources, so host-side checks cannot drift from what the board compiles.
+
+The package is installed editable (`pip install -e .`): the firmware sources sit beside it in the repository, as
+they do for `kws.core`, which compiles them.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
+
+
+@cache
+def constant(source: str, name: str) -> int:
+    """An integer the firmware declares as `#define NAME 123u` or `constexpr T NAME = 123;` (decimal or hex);
+    `source` is relative to firmware/, e.g. "lib/kws_core/kws_recognizer.h"."""
+    path = FIRMWARE_DIR / source
+    number = r"(0[xX][0-9a-fA-F]+|\d+)[uUlL]*"
+    pattern = rf"(?:#define\s+{name}\s+{number}\b|constexpr\s+\w+\s+{name}\s*=\s*{number}\s*;)"
+    match = re.search(pattern, path.read_text())
+    if match is None:
+        raise ValueError(f"{path}: no integer constant {name}")
+    return int(match.group(1) or match.group(2), 0)
