@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kws import cache_dir
 from kws import config as config_module
-from kws.cli import _cache_dir
 from kws.cost import energy, estimate_model
 from kws.data import features
 from kws.evaluate import ModelDir, evaluate
@@ -65,11 +65,11 @@ def run_candidate(name: str, config: config_module.Config, data_dirs: list[str],
                   eval_dirs: list[str], out: Path, drop_sources: bool) -> dict:
     run_dir = out / name
     started = time.monotonic()
-    data = features(config, data_dirs, noise, _cache_dir())
+    data = features(config, data_dirs, noise, cache_dir("features"))
     model_path = train(config, data, run_dir / "run", verbose=False)
     seconds = time.monotonic() - started
     exported = export(config, model_path, data, run_dir / "model")
-    held_out = features(config, eval_dirs, (), _cache_dir())
+    held_out = features(config, eval_dirs, (), cache_dir("features"))
     raw = np.concatenate([held_out.raw["validation"], held_out.raw["test"]])
     targets = np.concatenate([held_out.targets["validation"], held_out.targets["test"]])
     result = evaluate(ModelDir(run_dir / "model"), raw, targets, backend="litert")

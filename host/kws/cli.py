@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(os.environ.get("NANO_KWS_CACHE", Path(base) / "nano-kws")) / "features"
+from kws import cache_dir
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +22,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def _features(config: object, args: argparse.Namespace) -> object:
     from kws.data import features
 
-    return features(config, args.data, args.noise, None if args.no_cache else _cache_dir())
+    return features(config, args.data, args.noise, None if args.no_cache else cache_dir("features"))
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
@@ -86,7 +82,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from kws.export import update_card
 
     model_dir = ModelDir(args.model)
-    data = features(model_dir.config, args.data, (), None if args.no_cache else _cache_dir())
+    data = features(model_dir.config, args.data, (), None if args.no_cache else cache_dir("features"))
     splits = ("train", "validation", "test") if args.split == "all" else (args.split,)
     import numpy as np
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from kws import cache_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CORE_DIR = REPO_ROOT / "firmware" / "lib" / "kws_core"
 CFLAGS = ["-std=c99", "-O2", "-fPIC", "-shared", "-Wall", "-Wextra"]
@@ -43,11 +45,6 @@ const int kws_py_line_max = KWS_LINE_MAX;
 
 class CoreBuildError(RuntimeError):
     """The C core could not be compiled (no compiler, or a compile error: the message has the compiler output)."""
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(os.environ.get("NANO_KWS_CACHE", Path(base) / "nano-kws")) / "kws_core"
 
 
 def _sources() -> list[Path]:
@@ -82,7 +79,7 @@ def library() -> ctypes.CDLL:
     for path in _sources():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(_INTROSPECTION_C.encode() + " ".join([compiler, *CFLAGS]).encode())
-    target = _cache_dir() / f"libkws_core-{digest.hexdigest()[:16]}.so"
+    target = cache_dir("kws_core") / f"libkws_core-{digest.hexdigest()[:16]}.so"
     if not target.exists():
         _build(compiler, target)
     lib = ctypes.CDLL(str(target))
