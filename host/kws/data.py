@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import sys
 from collections import Counter
@@ -29,7 +30,6 @@ from kws import audio
 from kws.clips import SPLITS, Clip
 from kws.config import Config, ConfigError
 from kws.features import ClipFeatures, to_float
-from kws.progress import Progress
 
 SILENCE_WORDS = {"_silence_"}
 NOISE_WORD = "_background_noise_"
@@ -365,16 +365,9 @@ def features(config: Config, sources: list[str | Path], noise: list[str | Path] 
     raw, targets = {}, {}
     for name, split in dataset.splits.items():
         copies = 1 + (config.augment.copies if name == "train" else 0)
-        out = np.zeros((copies * len(split.audio), config.num_slices, config.frontend.channels), np.uint16)
-        with Progress(len(out), f"features {name}", unit="clips") as progress:
-            for i, clip in enumerate(split.audio):
-                out[i] = extractor.raw(clip)
-                progress.update()
-            for copy in range(1, copies):
-                for i, clip in enumerate(split.audio):
-                    out[copy * len(split.audio) + i] = extractor.raw(augment(config, clip, dataset.noise, rng))
-                    progress.update()
-        raw[name] = out
+        augmented = (augment(config, clip, dataset.noise, rng) for _ in range(1, copies) for clip in split.audio)
+        raw[name] = extractor.raw_batch(itertools.chain(split.audio, augmented), copies * len(split.audio),
+                                        f"features {name}")
         targets[name] = np.tile(np.asarray(split.targets, np.int32), copies)
     summary = dataset.summary()
     if cache_file is not None:

@@ -30,7 +30,6 @@ from kws.clips import SPLITS
 from kws.config import Config
 from kws.evaluate import ModelDir, confusion, evaluate, format_confusion, int8_outputs
 from kws.features import ClipFeatures
-from kws.progress import Progress
 
 SPLIT_CHOICES = {"heldout": ("validation", "test"), "validation": ("validation",), "test": ("test",), "all": SPLITS}
 SNRS_DB = (None, 20.0, 10.0, 5.0, 0.0)  # None: the clips as recorded
@@ -89,16 +88,6 @@ def generated_sources(sample_rate: int) -> list[NoiseSource]:
             for name, recording in zip(("white", "pink", "brown"), noise, strict=True)]
 
 
-def raw_features(model_dir: ModelDir, clips: list[np.ndarray], label: str) -> np.ndarray:
-    extractor = ClipFeatures(model_dir.config)
-    out = np.zeros((len(clips), model_dir.config.num_slices, model_dir.config.frontend.channels), np.uint16)
-    with Progress(len(clips), label, unit="clips") as progress:
-        for i, clip in enumerate(clips):
-            out[i] = extractor.raw(clip)
-            progress.update()
-    return out
-
-
 def training_noise(model_dir: ModelDir) -> dict:
     """What noise the model was trained with, as far as the model folder records it."""
     card = _card(model_dir)
@@ -142,7 +131,7 @@ def noise_robustness(model_dir: ModelDir, clips: Clips, clean_raw: np.ndarray, s
         for snr in (s for s in SNRS_DB if s is not None):
             mixed = [audio.float_to_int16(data.mix_at_snr(clips.audio[i].astype(np.float32) / 32768.0, crop, snr))
                      for i, crop in zip(speech, crops, strict=True)]
-            predictions = int8_outputs(model_dir, raw_features(model_dir, mixed, f"features ({source.name}, {snr:g} dB)"),
+            predictions = int8_outputs(model_dir, ClipFeatures(model_dir.config).raw_batch(mixed, len(mixed), f"features ({source.name}, {snr:g} dB)"),
                                        backend).argmax(axis=1)
             points.append(_point(snr, confusion(labels, targets, predictions)))
         curves.append({"name": source.name, "origin": source.origin, "unseen": source.unseen, "points": points})
@@ -300,7 +289,7 @@ def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str
                  "clips": len(clips.targets), "per_class": clips.counts(config.labels)},
         "training_noise": training_noise(model_dir),
     }
-    clean_raw = raw_features(model_dir, clips.audio, "features (clean)")
+    clean_raw = ClipFeatures(model_dir.config).raw_batch(clips.audio, len(clips.audio), "features (clean)")
     metrics["accuracy"] = evaluate(model_dir, clean_raw, clips.targets, backend)
     metrics["noise"] = noise_robustness(model_dir, clips, clean_raw, test_noise + unseen, backend)
     streams, traces = stream_traces(model_dir, clips, test_noise, stream_minutes, stream_snr, backend, seed)
