@@ -62,10 +62,10 @@ def variant(base: config_module.Config, overrides: dict) -> config_module.Config
 
 
 def run_candidate(name: str, config: config_module.Config, data_dirs: list[str], noise: list[str],
-                  eval_dirs: list[str], out: Path, drop_sources: bool) -> dict:
+                  eval_dirs: list[str], out: Path, drop_sources: bool, train_only: list[str] = ()) -> dict:
     run_dir = out / name
     started = time.monotonic()
-    data = features(config, data_dirs, noise, cache_dir("features"))
+    data = features(config, data_dirs, noise, cache_dir("features"), train_only)
     model_path = train(config, data, run_dir / "run", verbose=False)
     seconds = time.monotonic() - started
     exported = export(config, model_path, data, run_dir / "model")
@@ -106,6 +106,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
     parser.add_argument("--data", nargs="+", required=True)
+    parser.add_argument("--train-only", nargs="*", default=[], help="data folders used only for training")
     parser.add_argument("--eval-data", nargs="+", required=True)
     parser.add_argument("--noise", nargs="*", default=[])
     parser.add_argument("--out", default="runs/compare")
@@ -122,7 +123,8 @@ def main() -> None:
         else:
             config = variant(variant(base, ARCHITECTURES[args.ablate_base]), ABLATIONS[name])
             name = f"{args.ablate_base}+{name}"
-        rows.append(run_candidate(name, config, args.data, args.noise, args.eval_data, out, drop_sources=True))
+        rows.append(run_candidate(name, config, args.data, args.noise, args.eval_data, out, drop_sources=True,
+                                  train_only=args.train_only))
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(rows, indent=2))
     (out / "compare.md").write_text(markdown(rows, args.eval_data))

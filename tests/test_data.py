@@ -116,3 +116,25 @@ def test_augment_is_seeded_and_keeps_length():
     b = data.augment(config, clip, noise, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
     assert a.shape == clip.shape and a.dtype == np.int16 and not np.array_equal(a, clip)
+
+
+def test_train_only_sources_and_unknown_drawn_per_source(folder_dataset, tmp_path):
+    config = from_dict({"keywords": {"words": ["alpha", "beta"], "unknown_share": 1.0}})
+    extra = tmp_path / "synthetic"
+    for word, hz in (("alpha", 350), ("beta", 650), ("other", 950), ("more", 1200)):
+        for speaker in range(30):
+            _write(extra / word / f"voice{speaker:02d}_nohash_0.wav", _tone(hz=hz + speaker))
+    alone = data.load(config, [folder_dataset])
+    both = data.load(config, [folder_dataset], train_only=[extra])
+
+    # The held-out splits are the real source's alone, the same clips whatever else is loaded.
+    for split in ("validation", "test"):
+        assert both.splits[split].paths == alone.splits[split].paths
+    train_paths = both.splits["train"].paths
+    assert sum(extra in path.parents for path in train_paths) == 4 * 30 - 30  # 'other'/'more': 30 of 60
+    # Each source brings its own unknown words, as many as its clips per keyword.
+    unknown = [p for p, t in zip(train_paths, both.splits["train"].targets, strict=True) if t == 1]
+    real_unknown = [p for p in unknown if folder_dataset in p.parents]
+    assert len(real_unknown) == sum(1 for p in alone.splits["train"].paths if p.parent.name == "other")
+    assert len(unknown) - len(real_unknown) == 30
+    assert both.summary()["train_only"] == [str(extra)]

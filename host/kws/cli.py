@@ -14,6 +14,9 @@ from kws import cache_dir
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="data folders (Speech Commands, <word>/*.wav folders, kws data synth output)")
+    parser.add_argument("--train-only", nargs="*", default=[], metavar="DIR",
+                        help="data folders used only for training (synthetic speech beside real speech, so that "
+                             "validation and test hold real speakers only)")
     parser.add_argument("--noise", nargs="*", default=[], metavar="PATH",
                         help="extra background-noise files or folders for augmentation")
     parser.add_argument("--no-cache", action="store_true", help="recompute features instead of using the cache")
@@ -22,7 +25,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 def _features(config: object, args: argparse.Namespace) -> object:
     from kws.data import features
 
-    return features(config, args.data, args.noise, None if args.no_cache else cache_dir("features"))
+    return features(config, args.data, args.noise, None if args.no_cache else cache_dir("features"), args.train_only)
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
@@ -41,9 +44,16 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     words = list(config.keywords.words)
     if config.keywords.unknown and args.unknown_words:
         words += list(config.keywords.unknown_words or synth.UNKNOWN_WORDS_EN)[: args.unknown_words]
-    clips = synth.synthesize(words, Path(args.out), language=args.language, voices=args.voices,
-                             variants=args.variants, sample_rate=config.audio.sample_rate,
-                             clip_samples=config.clip_samples, seed=config.training.seed, workers=args.workers)
+    common = {"sample_rate": config.audio.sample_rate, "clip_samples": config.clip_samples,
+              "seed": config.training.seed, "workers": args.workers}
+    if args.engine == "flite":
+        if args.language != "en" or args.variants:
+            print("kws data synth: error: flite speaks English only and has no --variants", file=sys.stderr)
+            return 2
+        clips = synth.synthesize_flite(words, Path(args.out), voices=args.voices or synth.FLITE_VOICES, **common)
+    else:
+        clips = synth.synthesize(words, Path(args.out), language=args.language, voices=args.voices,
+                                 variants=args.variants, **common)
     print(f"{len(clips)} clips of {len(words)} words in {args.out}")
     return 0
 
@@ -190,11 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--root", required=True, help="folder to download and extract into")
     download.add_argument("--test-set", action="store_true", help="the official test-set archive")
     download.set_defaults(handler=cmd_data_download)
-    synth = data.add_parser("synth", help="render the config's keywords (and unknown words) with espeak-ng")
+    synth = data.add_parser("synth", help="render the config's keywords (and unknown words) with espeak-ng or flite")
     synth.add_argument("--config", required=True)
     synth.add_argument("--out", required=True)
+    synth.add_argument("--engine", default="espeak-ng", choices=["espeak-ng", "flite"],
+                       help="espeak-ng (any language) or flite (English voices of real speakers, each at 5 "
+                            "vocal-tract warps)")
     synth.add_argument("--language", default="en", help="espeak-ng language (en, ar, de, ...)")
-    synth.add_argument("--voices", nargs="*", help="espeak-ng voices (default: the language's accents)")
+    synth.add_argument("--voices", nargs="*", help="espeak-ng voices (default: the language's accents) or flite "
+                                                   "voices (default: kal16 awb rms slt)")
     synth.add_argument("--variants", nargs="*", help="espeak-ng variants such as m3 f2 (default: eight)")
     synth.add_argument("--unknown-words", type=int, default=20, help="how many non-keyword words to render")
     synth.add_argument("--workers", type=int, default=2)

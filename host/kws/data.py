@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import json
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -123,28 +124,36 @@ class Dataset:
     skipped: list[str]
     sources: list[str]
     sample_rate: int
+    train_only: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Clip counts per split and class, for logs and the model card."""
         counts = {name: dict(sorted(Counter(self.labels[t] for t in split.targets).items()))
                   for name, split in self.splits.items()}
-        return {"sources": self.sources, "clips": counts, "skipped": len(self.skipped),
+        return {"sources": self.sources, "train_only": self.train_only, "clips": counts, "skipped": len(self.skipped),
                 "noise_seconds": round(sum(len(n) for n in self.noise) / self.sample_rate, 1)}
 
 
 def load(config: Config, sources: list[str | Path], noise: list[str | Path] = (), seed: int | None = None,
-         splits: tuple[str, ...] = SPLITS) -> Dataset:
+         splits: tuple[str, ...] = SPLITS, train_only: list[str | Path] = ()) -> Dataset:
     """Indexes the sources, maps words to the config's classes, balances silence/unknown and loads the audio.
 
+    Every clip of a `train_only` source is a training clip (synthetic speech beside real speech: validation and
+    test then hold only real speakers). Unknown words are drawn per source, `unknown_share` times that source's
+    clips per keyword, so a small real set keeps its own unknown words next to a large synthetic one; the draw is
+    seeded by the source's folder name, so a held-out split is the same clips whatever other sources are loaded.
     Only the audio of `splits` is read (the others come back empty), but every split's clips are still drawn, so a
     held-out split holds exactly the clips it holds when all are loaded (`kws eval` and `kws report` agree).
     """
     seed = config.training.seed if seed is None else seed
     rng = np.random.default_rng(seed)
-    clips = [clip for source in sources for clip in index_source(source)]
+    indexed = [(Path(source), index_source(source)) for source in sources]
+    indexed += [(Path(source), [replace(clip, split="train") for clip in index_source(source)])
+                for source in train_only]
+    clips = [clip for _, source_clips in indexed for clip in source_clips]
     labels = config.labels
     keyword_index = {word: labels.index(word) for word in config.keywords.words}
-    _check_keywords(config, clips, sources)
+    _check_keywords(config, clips, [*sources, *train_only])
 
     skipped: list[str] = []
     noise_paths = [clip.path for clip in clips if clip.word == NOISE_WORD]
@@ -157,13 +166,11 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
     for split_name in SPLITS:
         in_split = [clip for clip in clips if clip.split == split_name and clip.word != NOISE_WORD]
         keyword_clips = [clip for clip in in_split if clip.word in keyword_index]
-        per_keyword = len(keyword_clips) / max(1, len(config.keywords.words))
         chosen = [(clip.path, keyword_index[clip.word]) for clip in keyword_clips]
         if config.keywords.unknown:
-            unknown = [clip for clip in in_split if _is_unknown(config, clip.word)]
-            count = min(len(unknown), round(config.keywords.unknown_share * per_keyword))
-            picked = rng.choice(len(unknown), size=count, replace=False) if count else []
-            chosen += [(unknown[i].path, labels.index("unknown")) for i in sorted(picked)]
+            for source, source_clips in indexed:
+                chosen += [(clip.path, labels.index("unknown"))
+                           for clip in _draw_unknown(config, source, source_clips, split_name, seed)]
         split = Split()
         for path, target in chosen if split_name in splits else ():
             try:
@@ -176,12 +183,24 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
             split.audio.append(audio.fit_length(clip_audio, config.clip_samples))
         if config.keywords.silence:
             # Drawn for every split: the crops come from the shared rng, so skipping one would change the next.
+            per_keyword = len(keyword_clips) / max(1, len(config.keywords.words))
             _add_silence(config, split, in_split, round(config.keywords.silence_share * per_keyword), noise_audio, rng,
                          skipped)
         loaded[split_name] = split if split_name in splits else Split()
     if skipped:
         print(f"skipped {len(skipped)} unreadable files, first: {skipped[0]}", file=sys.stderr)
-    return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources], config.audio.sample_rate)
+    return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources], config.audio.sample_rate,
+                   [str(s) for s in train_only])
+
+
+def _draw_unknown(config: Config, source: Path, clips: list[Clip], split: str, seed: int) -> list[Clip]:
+    """`unknown_share` times the source's clips per keyword in `split`, drawn from its non-keyword words."""
+    in_split = [clip for clip in clips if clip.split == split]
+    per_keyword = sum(clip.word in config.keywords.words for clip in in_split) / max(1, len(config.keywords.words))
+    unknown = [clip for clip in in_split if _is_unknown(config, clip.word)]
+    count = min(len(unknown), round(config.keywords.unknown_share * per_keyword))
+    rng = np.random.default_rng([seed, zlib.crc32(f"{source.name}/{split}".encode())])
+    return [unknown[i] for i in sorted(rng.choice(len(unknown), size=count, replace=False))] if count else []
 
 
 def _check_keywords(config: Config, clips: list[Clip], sources: list[str | Path]) -> None:
@@ -331,21 +350,24 @@ class Features:
         return to_float(self.raw[split])[..., np.newaxis]
 
 
-def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path]) -> str:
-    """What the features depend on: the data-related config sections, the seed, and every file's size and time."""
+def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path],
+              train_only: list[str | Path] = ()) -> str:
+    """What the features depend on: the data-related config sections, the seed, which sources are training-only,
+    and every file's size and time."""
     files = []
-    for source in [*sources, *noise, *(config.resolve(p) for p in config.augment.noise)]:
+    for source in [*sources, *noise, *(config.resolve(p) for p in config.augment.noise), *train_only]:
         source = Path(source)
         for path in sorted(source.rglob("*")) if source.is_dir() else [source]:
             if path.is_file():
                 stat = path.stat()
                 files.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
-    payload = json.dumps([config.digest("keywords", "audio", "frontend", "augment"), config.training.seed, files])
+    payload = json.dumps([config.digest("keywords", "audio", "frontend", "augment"), config.training.seed, files,
+                          [str(Path(source).resolve()) for source in train_only]])
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def features(config: Config, sources: list[str | Path], noise: list[str | Path] = (),
-             cache_dir: Path | None = None) -> Features:
+             cache_dir: Path | None = None, train_only: list[str | Path] = ()) -> Features:
     """Features of every split, the training split with `augment.copies` augmented versions of each clip.
 
     The augmented copies are drawn once with the config's seed and cached, so every model trained on the same config
@@ -353,13 +375,13 @@ def features(config: Config, sources: list[str | Path], noise: list[str | Path] 
     """
     cache_file = None
     if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"features-{cache_key(config, sources, noise)}.npz"
+        cache_file = Path(cache_dir) / f"features-{cache_key(config, sources, noise, train_only)}.npz"
         if cache_file.exists():
             with np.load(cache_file, allow_pickle=False) as stored:
                 summary = json.loads(str(stored["summary"]))
                 return Features(config.labels, {s: stored[f"raw_{s}"] for s in SPLITS},
                                 {s: stored[f"targets_{s}"] for s in SPLITS}, summary, config.augment.copies)
-    dataset = load(config, sources, noise)
+    dataset = load(config, sources, noise, train_only=train_only)
     extractor = ClipFeatures(config)
     rng = np.random.default_rng(config.training.seed + 1)
     raw, targets = {}, {}
