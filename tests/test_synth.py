@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kws.speech_commands import which_set
-from kws.synth import UNKNOWN_WORDS_EN, SynthError, list_voices, synthesize
+from kws.synth import UNKNOWN_WORDS_EN, SynthError, list_voices, synthesize, synthesize_flite
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -96,3 +96,24 @@ def test_unknown_words_are_the_auxiliary_speech_commands_words_and_more():
     assert auxiliary <= set(UNKNOWN_WORDS_EN)
     assert not commands & set(UNKNOWN_WORDS_EN)
     assert len(set(UNKNOWN_WORDS_EN)) == len(UNKNOWN_WORDS_EN) >= 25 + 30
+
+
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+
+
+@needs_flite
+def test_flite_warps_are_speakers_and_move_the_spectrum(tmp_path):
+    clips = synthesize_flite(["yes"], tmp_path, voices=["slt"], warps=[0.88, 1.12], stretches=[1.0], progress=False)
+    assert [clip.speaker for clip in clips] == ["flite-slt+vt088", "flite-slt+vt112"]
+
+    def centroid(path):
+        with wave.open(str(path)) as wav:
+            assert (wav.getframerate(), wav.getnframes()) == (16000, 16000)
+            samples = np.frombuffer(wav.readframes(16000), "<i2").astype(float)
+        spectrum = np.abs(np.fft.rfft(samples))
+        return float(np.sum(spectrum * np.arange(len(spectrum))) / np.sum(spectrum))
+
+    low, high = (centroid(clip.path) for clip in clips)
+    assert high / low == pytest.approx(1.12 / 0.88, rel=0.1)  # every frequency scaled by the warp
+    with pytest.raises(SynthError, match="unknown flite voice nobody"):
+        synthesize_flite(["yes"], tmp_path / "x", voices=["nobody"], progress=False)

@@ -1,8 +1,10 @@
-"""Synthetic speech with espeak-ng, laid out like Speech Commands so the same readers and splits apply.
+"""Synthetic speech with espeak-ng or Flite, laid out like Speech Commands so the same readers and splits apply.
 
-Each (voice, variant) pair is one synthetic speaker, `espeak-<voice>+<variant>`; its renderings of a word at the
-different speeds and pitches are its takes: `<out_dir>/<word>/<speaker>_nohash_<k>.wav`. Because the
-speaker-hash split keys on the part before `_nohash_`, one synthetic voice never appears in two splits.
+Each (voice, variant) pair is one synthetic speaker: `espeak-<voice>+<variant>` for espeak-ng (formant synthesis,
+many accents and languages), `flite-<voice>+vt<warp>` for Flite (English voices built from recordings of real
+speakers, closer to a microphone than espeak-ng). A speaker's renderings of a word at the different speeds and
+pitches are its takes: `<out_dir>/<word>/<speaker>_nohash_<k>.wav`. Because the speaker-hash split keys on the
+part before `_nohash_`, one synthetic voice never appears in two splits.
 """
 
 from __future__ import annotations
@@ -47,7 +49,15 @@ DEFAULT_SPEEDS = (130, 160, 190)  # words per minute; espeak-ng's default is 175
 DEFAULT_PITCHES = (35, 65)  # 0-99; espeak-ng's default is 50
 
 ESPEAK_RATE = 22050  # what espeak-ng writes with -w
-_INSTALL_HINT = "install it with `sudo apt-get install espeak-ng`"
+
+# Flite 2.2's built-in voices with 16 kHz output (kal is its 8 kHz diphone voice, awb_time a talking clock).
+FLITE_VOICES = ("kal16", "awb", "rms", "slt")
+# Vocal-tract warps: playing a rendering at warp x its rate scales every formant and the pitch by the warp, as a
+# shorter or longer vocal tract would (Jaitly & Hinton 2013, VTLP); each warp of a voice is one more speaker.
+FLITE_WARPS = (0.88, 0.94, 1.0, 1.06, 1.12)
+FLITE_STRETCHES = (0.8, 0.95, 1.1, 1.3)  # Flite's duration_stretch: its takes, from fast to slow speech
+FLITE_RATE = 16000
+_INSTALL_HINT = "install it with `sudo apt-get install espeak-ng flite`"
 # Trimming keeps everything louder than this fraction of the peak (espeak-ng's pauses are near digital silence).
 _TRIM_FRACTION = 0.02
 # Peak level of a rendered word, drawn uniformly in dBFS: quiet to nearly full scale, like real recordings.
@@ -62,10 +72,10 @@ class SynthError(RuntimeError):
 class _Job:
     word: str
     speaker: str
-    voice: str  # espeak-ng's -v argument, voice+variant
-    speed: int
-    pitch: int
+    command: tuple[str, ...]  # the engine's command line; "{out}" stands for the WAV file it writes
+    rate: int  # the sample rate the engine writes
     path: Path
+    warp: float = 1.0  # the rendering is played back at warp x its rate
 
 
 def synthesize(
@@ -98,24 +108,81 @@ def synthesize(
     _check_names("voice", voices, list_voices(language), f"espeak-ng --voices={language}")
     _check_names("variant", variants, _list_variants(binary), "espeak-ng --voices=variant")
 
-    out_dir = Path(out_dir)
     jobs = []
     for word in words:
         for voice, variant in itertools.product(voices, variants):
             speaker = f"espeak-{voice}+{variant}"
             for take, (speed, pitch) in enumerate(itertools.product(speeds, pitches)):
-                path = out_dir / word / f"{speaker}_nohash_{take}.wav"
-                jobs.append(_Job(word, speaker, f"{voice}+{variant}", speed, pitch, path))
+                command = (
+                    binary,
+                    "-v",
+                    f"{voice}+{variant}",
+                    "-s",
+                    str(speed),
+                    "-p",
+                    str(pitch),
+                    "-w",
+                    "{out}",
+                    word,
+                )
+                path = Path(out_dir) / word / f"{speaker}_nohash_{take}.wav"
+                jobs.append(_Job(word, speaker, command, ESPEAK_RATE, path))
+    return _render_all(jobs, sample_rate, clip_samples, seed, workers, progress)
+
+
+def synthesize_flite(
+    words: Sequence[str],
+    out_dir: Path,
+    *,
+    voices: Sequence[str] = FLITE_VOICES,
+    warps: Sequence[float] = FLITE_WARPS,
+    stretches: Sequence[float] = FLITE_STRETCHES,
+    sample_rate: int = 16000,
+    clip_samples: int = 16000,
+    seed: int = 0,
+    workers: int = 2,
+    progress: bool = True,
+) -> list[Clip]:
+    """Renders every English word with every Flite voice, vocal-tract warp and duration stretch (as `synthesize`)."""
+    binary = shutil.which("flite")
+    if binary is None:
+        raise SynthError(f"flite is not installed (not found on PATH); {_INSTALL_HINT}")
+    _check_words(words)
+    _check_names("voice", voices, _flite_voices(binary), "flite -lv")
+    jobs = []
+    for word in words:
+        for voice, warp in itertools.product(voices, warps):
+            speaker = f"flite-{voice}+vt{round(warp * 100):03d}"
+            for take, stretch in enumerate(stretches):
+                command = (
+                    binary,
+                    "-voice",
+                    voice,
+                    "--setf",
+                    f"duration_stretch={stretch}",
+                    "-t",
+                    word,
+                    "-o",
+                    "{out}",
+                )
+                path = Path(out_dir) / word / f"{speaker}_nohash_{take}.wav"
+                jobs.append(_Job(word, speaker, command, FLITE_RATE, path, warp))
+    return _render_all(jobs, sample_rate, clip_samples, seed, workers, progress)
+
+
+def _render_all(
+    jobs: list[_Job], sample_rate: int, clip_samples: int, seed: int, workers: int, progress: bool
+) -> list[Clip]:
     todo = [job for job in jobs if not job.path.exists()]
     with (
         tempfile.TemporaryDirectory(prefix="kws-synth-") as scratch,
         Progress(len(todo), "synthesizing", unit="clips", enabled=progress) as bar,
         ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
     ):
-        # Threads suffice: the time goes into the espeak-ng processes and NumPy/SciPy, not Python code.
+        # Threads suffice: the time goes into the engine processes and NumPy/SciPy, not Python code.
         def render(numbered: tuple[int, _Job]) -> None:
             number, job = numbered
-            _render(binary, job, Path(scratch) / f"{number}.wav", sample_rate, clip_samples, seed)
+            _render(job, Path(scratch) / f"{number}.wav", sample_rate, clip_samples, seed)
 
         try:
             for _ in pool.map(render, enumerate(todo)):
@@ -138,27 +205,16 @@ def list_voices(language: str) -> list[str]:
     return list(dict.fromkeys(voices))
 
 
-def _render(binary: str, job: _Job, scratch: Path, sample_rate: int, clip_samples: int, seed: int) -> None:
-    command = [
-        binary,
-        "-v",
-        job.voice,
-        "-s",
-        str(job.speed),
-        "-p",
-        str(job.pitch),
-        "-w",
-        str(scratch),
-        job.word,
-    ]
+def _render(job: _Job, scratch: Path, sample_rate: int, clip_samples: int, seed: int) -> None:
+    command = [str(scratch) if part == "{out}" else part for part in job.command]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SynthError(f"{' '.join(command)} failed: {result.stderr.strip()}")
-    speech = read_wav(scratch, ESPEAK_RATE).astype(np.float64) / 32768.0
+    speech = read_wav(scratch, job.rate).astype(np.float64) / 32768.0
     loud = np.flatnonzero(np.abs(speech) > _TRIM_FRACTION * np.max(np.abs(speech), initial=0.0))
     if loud.size == 0:
         raise SynthError(f"{' '.join(command)} produced silence")
-    speech = resample(speech[loud[0] : loud[-1] + 1], ESPEAK_RATE, sample_rate)
+    speech = resample(speech[loud[0] : loud[-1] + 1], round(job.rate * job.warp), sample_rate)
 
     # Seeded by the file's identity, not by its position in the work queue, so any number of workers (and
     # skipping existing files) gives the same bytes.
@@ -203,16 +259,22 @@ def _voice_table(binary: str, language: str) -> list[dict[str, str]]:
     return rows
 
 
+def _flite_voices(binary: str) -> list[str]:
+    listing = subprocess.run([binary, "-lv"], capture_output=True, text=True, check=True).stdout
+    return listing.split(":", 1)[-1].split()
+
+
 def _list_variants(binary: str) -> list[str]:
     # A variant is named by its file name after "!v/", e.g. "f2" for "+f2".
     return [row["file"].split("/", 1)[1] for row in _voice_table(binary, "variant")]
 
 
 def _check_names(kind: str, names: Sequence[str], known: list[str], listing: str) -> None:
+    # `listing` is the command that lists the known names; its first word names the engine.
     unknown = [name for name in names if name not in known]
     if unknown:
         raise SynthError(
-            f"unknown espeak-ng {kind}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"unknown {listing.split()[0]} {kind}{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
             f"known: {', '.join(known) or 'none'} (see `{listing}`)"
         )
 
