@@ -47,6 +47,7 @@ ABLATIONS = {
     "no_specaugment": {"augment": {"time_masks": 0, "frequency_masks": 0}},
     "qat": {"training": {"qat": True}},
     "speed": {"augment": {"speed": [0.85, 1.15]}},
+    "reverb": {"augment": {"reverb_probability": 0.5}},
     "more_copies": {"augment": {"copies": 6}},
     "more_unknown": {"keywords": {"unknown_share": 2.0}},
     "longer": {"training": {"epochs": 80, "patience": 16}},

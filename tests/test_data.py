@@ -138,3 +138,16 @@ def test_train_only_sources_and_unknown_drawn_per_source(folder_dataset, tmp_pat
     assert len(real_unknown) == sum(1 for p in alone.splits["train"].paths if p.parent.name == "other")
     assert len(unknown) - len(real_unknown) == 30
     assert both.summary()["train_only"] == [str(extra)]
+
+
+def test_room_response_decays_at_its_rt60():
+    rt60 = 0.4
+    response = data.room_response(rt60, 16000, np.random.default_rng(1))
+    assert response[0] == 1.0 and len(response) == int(rt60 * 16000)
+    tail = response[1:] ** 2
+    early, late = tail[800:1600].mean(), tail[4000:4800].mean()  # 50-100 ms and 250-300 ms
+    assert 10 * np.log10(early / late) == pytest.approx(60 * 0.2 / rt60, abs=3)  # 60 dB per rt60
+    clip = _tone().astype(np.float32) / 32768
+    wet = data.reverberate(clip, response)
+    assert wet.shape == clip.shape and data.rms(wet) == pytest.approx(data.rms(clip), rel=1e-6)
+    assert not np.allclose(wet, clip)

@@ -70,6 +70,8 @@ class Augment:
     time_shift_ms: int = 100
     gain_db: tuple[float, float] = (-6.0, 6.0)
     speed: tuple[float, float] = (1.0, 1.0)  # speed perturbation factor range (resampling: tempo and pitch together)
+    reverb_probability: float = 0.0  # share of copies played in a simulated room
+    rt60_ms: tuple[float, float] = (150.0, 700.0)  # that room's reverberation time (60 dB decay)
     copies: int = 2  # augmented copies of each training clip (fixed once, cached, shared by every model)
     time_masks: int = 0  # SpecAugment: masks per example over time slices
     time_mask_slices: int = 5
@@ -333,6 +335,9 @@ def _check_values(config: Config) -> None:
     require(0.5 <= aug.speed[0] <= aug.speed[1] <= 2.0, "augment.speed", list(aug.speed),
             "must be [low, high] within 0.5..2.0")
     require(0.0 <= aug.noise_probability <= 1.0, "augment.noise_probability", aug.noise_probability, "must be 0..1")
+    require(0.0 <= aug.reverb_probability <= 1.0, "augment.reverb_probability", aug.reverb_probability, "must be 0..1")
+    require(10.0 <= aug.rt60_ms[0] <= aug.rt60_ms[1] <= 3000.0, "augment.rt60_ms", list(aug.rt60_ms),
+            "must be [low, high] within 10..3000")
     require(0 <= aug.copies <= 20, "augment.copies", aug.copies, "must be 0..20")
     require(config.model.architecture in ARCHITECTURES, "model.architecture", config.model.architecture,
             f"known architectures: {', '.join(ARCHITECTURES)}")

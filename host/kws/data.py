@@ -308,7 +308,8 @@ def snr_gain(signal_rms: float, noise_rms: float, snr_db: float) -> float:
 
 
 def augment(config: Config, clip: np.ndarray, noise: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One augmented version of an int16 clip: speed, time shift, gain, background noise at a random SNR."""
+    """One augmented version of an int16 clip: speed, time shift, room reverb, gain, background noise at a random
+    SNR."""
     aug = config.augment
     x = clip.astype(np.float32) / 32768.0
     if aug.speed[1] > aug.speed[0] or aug.speed[0] != 1.0:
@@ -321,10 +322,37 @@ def augment(config: Config, clip: np.ndarray, noise: list[np.ndarray], rng: np.r
         x[:shift] = 0
     elif shift < 0:
         x[shift:] = 0
+    if aug.reverb_probability and rng.random() < aug.reverb_probability:
+        x = reverberate(x, room_response(rng.uniform(*aug.rt60_ms) / 1000, config.audio.sample_rate, rng))
     x = x * 10 ** (rng.uniform(*aug.gain_db) / 20)
     if rng.random() < aug.noise_probability:
         x = mix_at_snr(x, _noise_crop(noise, len(x), rng), rng.uniform(*aug.snr_db))
     return audio.float_to_int16(x)
+
+
+def room_response(rt60_s: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
+    """A synthetic room impulse response: the direct sound, then a Gaussian tail decaying 60 dB in rt60_s (Polack's
+    statistical model), starting after 2-10 ms as the first reflections would, at a random direct-to-reverberant
+    ratio of 0-12 dB. Good enough to give dry synthetic speech the smear of a real room."""
+    length = int(rt60_s * sample_rate)
+    delay = int(rng.uniform(0.002, 0.010) * sample_rate)
+    t = np.arange(length) / sample_rate
+    tail = rng.standard_normal(length) * 10 ** (-3 * t / rt60_s)
+    tail[:delay] = 0
+    response = np.zeros(length)
+    response[0] = 1.0
+    tail_energy = float(np.sum(tail**2))
+    if tail_energy > 0:
+        response += tail * np.sqrt(10 ** (-rng.uniform(0, 12) / 10) / tail_energy)
+    return response
+
+
+def reverberate(x: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """x played through a room (its impulse response), same length and RMS as x."""
+    from scipy.signal import fftconvolve
+
+    wet = fftconvolve(x, response)[: len(x)]
+    return (wet * (rms(x) / max(rms(wet), 1e-12))).astype(np.float32)
 
 
 @dataclass
