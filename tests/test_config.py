@@ -44,6 +44,10 @@ def test_defaults_are_micro_speech():
         ({"audio": {"sample_rate": 44100}}, "audio.sample_rate"),
         ({"frontend": {"upper_band_hz": 9000.0}}, "frontend.upper_band_hz"),
         ({"keywords": "yes"}, "keywords"),
+        ({"split": {"validation_percent": 50, "test_percent": 50}}, "split.validation_percent"),
+        ({"split": {"test_percent": -5}}, "split.test_percent"),
+        ({"augment": {"rt60_ms": [800, 100]}}, "augment.rt60_ms"),
+        ({"training": {"restore_best": 1}}, "training.restore_best"),
     ],
 )
 def test_errors_name_the_key(raw, named):

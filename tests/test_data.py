@@ -151,3 +151,11 @@ def test_room_response_decays_at_its_rt60():
     wet = data.reverberate(clip, response)
     assert wet.shape == clip.shape and data.rms(wet) == pytest.approx(data.rms(clip), rel=1e-6)
     assert not np.allclose(wet, clip)
+
+
+def test_a_test_share_of_zero_trains_those_speakers_and_keeps_validation(folder_dataset):
+    shared = data.index_source(folder_dataset)
+    no_test = data.index_source(folder_dataset, from_dict({"split": {"test_percent": 0}}).split)
+    assert [c.split for c in no_test if c.split != "train"] == [c.split for c in shared if c.split == "validation"]
+    assert {c.path for c in no_test if c.split == "validation"} == {c.path for c in shared if c.split == "validation"}
+    assert all(new.split == "train" for old, new in zip(shared, no_test, strict=True) if old.split == "test")

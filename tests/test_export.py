@@ -1,6 +1,7 @@
 """Export: what the firmware compiles is exactly what was trained, and described by the model itself."""
 
 import dataclasses
+import json
 import re
 
 import numpy as np
@@ -99,3 +100,23 @@ def test_quantization_aware_training_exports_and_evaluates(tiny_run, tmp_path):
     result = evaluate(model_dir, data.raw["validation"], data.targets["validation"], backend="litert")
     # QAT's fake quantization mimics the int8 model: the two agree on nearly every clip.
     assert abs(result["int8"]["accuracy"] - result["float"]["accuracy"]) <= 0.1
+
+
+def test_without_restore_best_every_epoch_runs_and_the_last_is_kept(tiny_run, tmp_path):
+    import csv
+
+    import tf_keras
+
+    from kws.train import train
+
+    config, data, _ = tiny_run
+    last = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=3, patience=1,
+                                                                    restore_best=False))
+    model_path = train(last, data, tmp_path / "run", verbose=False)
+    summary = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert summary["best"]["epoch"] == summary["best"]["epochs_run"] == 3
+    with open(tmp_path / "run" / "history_float.csv", newline="") as handle:
+        final_accuracy = float(list(csv.DictReader(handle))[-1]["val_accuracy"])
+    model = tf_keras.models.load_model(model_path)
+    _, accuracy = model.evaluate(data.float("validation"), data.targets["validation"], verbose=0)
+    assert accuracy == pytest.approx(final_accuracy, abs=1e-6)

@@ -46,7 +46,7 @@ def labelled_clips(config: Config, source: str | Path, limit: int | None = None,
     With a limit, a seeded random sample, so a class-sorted folder still gives every class a share.
     """
     clips = []
-    for clip in data.index_source(source):
+    for clip in data.index_source(source, config.split):
         if split is not None and clip.split != split:
             continue
         target = data.class_of(config, clip.word)

@@ -35,6 +35,15 @@ class Keywords:
 
 
 @dataclass(frozen=True)
+class Split:
+    """How a data source without a split of its own is divided by speaker (percent of its speakers). Speakers keep
+    their split when a share changes: the validation speakers are the same at any test_percent."""
+
+    validation_percent: int = 15  # small real sets need a few hundred held-out clips
+    test_percent: int = 15  # 0: those speakers train too, and validation is the held-out set
+
+
+@dataclass(frozen=True)
 class Audio:
     sample_rate: int = 16000
     clip_ms: int = 1000
@@ -98,6 +107,9 @@ class Training:
     batch_size: int = 64
     learning_rate: float = 0.002
     patience: int = 6  # early stopping on validation accuracy
+    # True: keep the epoch best on validation (and stop early); False: train every epoch and keep the last, so
+    # validation stays a held-out set that chose nothing
+    restore_best: bool = True
     seed: int = 0
     qat: bool = False  # quantization-aware fine-tuning after float training
     qat_epochs: int = 3
@@ -138,6 +150,7 @@ class Board:
 class Config:
     name: str = "yes_no"
     keywords: Keywords = field(default_factory=Keywords)
+    split: Split = field(default_factory=Split)
     audio: Audio = field(default_factory=Audio)
     frontend: Frontend = field(default_factory=Frontend)
     augment: Augment = field(default_factory=Augment)
@@ -329,6 +342,11 @@ def _check_values(config: Config) -> None:
             fe.upper_band_hz, "bands must satisfy 0 < lower_band_hz < upper_band_hz <= sample_rate/2")
     require(0.0 <= fe.min_signal_remaining <= 1.0, "frontend.min_signal_remaining", fe.min_signal_remaining,
             "must be 0..1")
+    split = config.split
+    require(0 < split.validation_percent and split.validation_percent + split.test_percent < 100,
+            "split.validation_percent", split.validation_percent, "validation_percent must be positive and "
+            "validation_percent + test_percent below 100")
+    require(split.test_percent >= 0, "split.test_percent", split.test_percent, "must be 0 or more")
     aug = config.augment
     require(aug.snr_db[0] <= aug.snr_db[1], "augment.snr_db", list(aug.snr_db), "must be [low, high]")
     require(aug.gain_db[0] <= aug.gain_db[1], "augment.gain_db", list(aug.gain_db), "must be [low, high]")

@@ -30,6 +30,7 @@ import numpy as np
 from kws import audio
 from kws.clips import SPLITS, Clip
 from kws.config import Config, ConfigError
+from kws.config import Split as SplitConfig
 from kws.features import ClipFeatures, to_float
 
 SILENCE_WORDS = {"_silence_"}
@@ -41,8 +42,11 @@ class DataError(ValueError):
     """A data source that cannot be used; the message names the path and why."""
 
 
-def index_source(root: str | Path) -> list[Clip]:
-    """Every clip of one data source, with its word, speaker and split."""
+DEFAULT_SPLIT = SplitConfig()
+
+
+def index_source(root: str | Path, split: SplitConfig = DEFAULT_SPLIT) -> list[Clip]:
+    """Every clip of one data source, with its word, speaker and split (`split`: the shares of a speaker split)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder of audio")
@@ -50,12 +54,12 @@ def index_source(root: str | Path) -> list[Clip]:
         return _index_csv(root)
     markers = ("_background_noise_", "_silence_", "_unknown_", "validation_list.txt", "testing_list.txt")
     if not any((root / marker).exists() for marker in markers):
-        return _index_folders(root)
+        return _index_folders(root, split)
     from kws import speech_commands
 
     clips = speech_commands.index(root)
     if (root / "_unknown_").is_dir():  # the official test-set layout
-        clips = [replace(clip, split=speaker_split(clip.speaker)) for clip in clips]
+        clips = [replace(clip, split=speaker_split(clip.speaker, split)) for clip in clips]
     return clips
 
 
@@ -64,23 +68,20 @@ def speaker_of(path: Path) -> str:
     return path.stem.split("_", 1)[0] if "_" in path.stem else path.stem
 
 
-VALIDATION_PERCENT = TEST_PERCENT = 15  # of the speakers: small real sets need a few hundred held-out clips
-
-
-def speaker_split(speaker: str) -> str:
+def speaker_split(speaker: str, split: SplitConfig = DEFAULT_SPLIT) -> str:
     """A deterministic speaker-disjoint split: a speaker's clips all land in one split, decided by a hash of its
     name (salted, so it does not reproduce the official Speech Commands assignment)."""
     bucket = int(hashlib.sha1(f"nano-kws:{speaker}".encode()).hexdigest(), 16) % 100
-    if bucket < VALIDATION_PERCENT:
+    if bucket < split.validation_percent:
         return "validation"
-    return "test" if bucket < VALIDATION_PERCENT + TEST_PERCENT else "train"
+    return "test" if bucket < split.validation_percent + split.test_percent else "train"
 
 
-def _index_folders(root: Path) -> list[Clip]:
+def _index_folders(root: Path, split: SplitConfig) -> list[Clip]:
     clips = []
     for path in sorted(root.glob("*/*.wav")):
         speaker = speaker_of(path)
-        clips.append(Clip(path, path.parent.name, speaker, speaker_split(speaker)))
+        clips.append(Clip(path, path.parent.name, speaker, speaker_split(speaker, split)))
     if not clips:
         raise DataError(f"{root}: no <word>/*.wav files found")
     return clips
@@ -147,8 +148,8 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
     """
     seed = config.training.seed if seed is None else seed
     rng = np.random.default_rng(seed)
-    indexed = [(Path(source), index_source(source)) for source in sources]
-    indexed += [(Path(source), [replace(clip, split="train") for clip in index_source(source)])
+    indexed = [(Path(source), index_source(source, config.split)) for source in sources]
+    indexed += [(Path(source), [replace(clip, split="train") for clip in index_source(source, config.split)])
                 for source in train_only]
     clips = [clip for _, source_clips in indexed for clip in source_clips]
     labels = config.labels
@@ -389,7 +390,7 @@ def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path]
             if path.is_file():
                 stat = path.stat()
                 files.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
-    payload = json.dumps([config.digest("keywords", "audio", "frontend", "augment"), config.training.seed, files,
+    payload = json.dumps([config.digest("keywords", "split", "audio", "frontend", "augment"), config.training.seed, files,
                           [str(Path(source).resolve()) for source in train_only]])
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 

@@ -1,4 +1,5 @@
-"""Training: float training with early stopping on validation accuracy, then optional quantization-aware tuning.
+"""Training: float training (early stopping on validation accuracy, or every epoch with validation kept held out),
+then optional quantization-aware tuning.
 
 Writes into the run folder: `model.keras` (best float model) or `model_qat.h5` (the QAT model), `history_*.csv`
 (per-epoch metrics), `config.toml` (the config used) and `train.json` (data summary, timings, best epoch).
@@ -112,18 +113,21 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
                 yield spec_augment(config, x_train[index], rng), y_train[index]
 
     progress = Progress(epochs, f"training {phase}", unit="epochs")
+    restore_best = config.training.restore_best
+    # Without restore_best every epoch's weights are written, so the file holds the last epoch's.
     callbacks = [
         tf_keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
-                                           save_best_only=True, save_weights_only=True),
-        tf_keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.training.patience),
+                                           save_best_only=restore_best, save_weights_only=True),
         tf_keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv")),
         tf_keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: _report(progress, epoch, logs, verbose)),
     ]
+    if restore_best:
+        callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.training.patience))
     history = model.fit(batches(), steps_per_epoch=int(np.ceil(len(x_train) / batch_size)), epochs=epochs,
                         validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
     progress.close()
     accuracies = history.history["val_accuracy"]
-    best_epoch = int(np.argmax(accuracies))
+    best_epoch = int(np.argmax(accuracies)) if restore_best else len(accuracies) - 1  # the epoch kept
     return {"phase": phase, "epoch": best_epoch + 1, "epochs_run": len(accuracies),
             "val_accuracy": round(float(accuracies[best_epoch]), 4)}
 
