@@ -1,5 +1,6 @@
-"""`kws calibrate`: the recognizer setting with the lowest false-reject rate that meets a false-accepts-per-hour
-target on the evaluation streams, written back into the model folder.
+"""`kws calibrate`: the recognizer setting with the lowest false-reject rate (on the keyword stream) that meets a
+false-accepts-per-hour target (on the non-keyword stream: other speech and noise), written back into the model
+folder.
 
 The model runs once over the streams (`report.stream_traces`); each setting of the grid is then a replay of the
 firmware's recognizer over the recorded scores. Among the settings whose measured FA/h is at most the target, the
@@ -37,9 +38,9 @@ def search(streams: list[streaming.Stream], traces: list[streaming.Trace], confi
         for suppression in SUPPRESSIONS_MS:
             for threshold in THRESHOLDS:
                 setting = streaming.Setting(threshold, window, suppression, config.recognizer.minimum_count)
-                outcome = streaming.evaluate(streams, traces, config, setting)
-                grid.append({**vars(setting), "fa_per_hour": round(outcome.fa_per_hour, 3),
-                             "frr": round(outcome.frr, 4), "outcome": outcome})
+                keyword, non_keyword = streaming.operating_point(streams, traces, config, setting)
+                grid.append({**vars(setting), "fa_per_hour": round(non_keyword.fa_per_hour, 3),
+                             "frr": round(keyword.frr, 4), "outcome": (keyword, non_keyword)})
     meeting = [row for row in grid if row["fa_per_hour"] <= target]
     if meeting:
         best = min(meeting, key=lambda r: (r["frr"], r["fa_per_hour"], -r["threshold"]))
@@ -76,17 +77,18 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
                   or report.generated_sources(config.audio.sample_rate))
     streams, traces = report.stream_traces(model_dir, clips, background, minutes, snr_db, backend, seed)
     best, grid = search(streams, traces, config, target)
-    outcome = best.pop("outcome")
+    keyword, non_keyword = best.pop("outcome")
     setting = streaming.Setting(best["threshold"], best["average_window_ms"], best["suppression_ms"],
                                 best["minimum_count"])
-    before = streaming.evaluate(streams, traces, config, streaming.Setting.from_config(config))
+    before_keyword, before_non_keyword = streaming.operating_point(streams, traces, config,
+                                                                   streaming.Setting.from_config(config))
     record = {
         "threshold": setting.threshold, "average_window_ms": setting.average_window_ms,
         "suppression_ms": setting.suppression_ms, "minimum_count": setting.minimum_count,
         "target_fa_per_hour": target, "met_target": best["met_target"],
-        "measured": outcome.summary(config.labels),
-        "previous": {**vars(streaming.Setting.from_config(config)), "fa_per_hour": round(before.fa_per_hour, 3),
-                     "frr": round(before.frr, 4)},
+        "measured": streaming.operating_summary(keyword, non_keyword, config.labels),
+        "previous": {**vars(streaming.Setting.from_config(config)),
+                     "fa_per_hour": round(before_non_keyword.fa_per_hour, 3), "frr": round(before_keyword.frr, 4)},
         "streams": report.describe_streams(streams, background), "split": split, "sources": clips.sources,
         "clips": clips.counts(config.labels), "backend": backend, "seed": seed,
         "grid": {"thresholds": list(THRESHOLDS), "average_windows_ms": list(AVERAGE_WINDOWS_MS),
@@ -96,7 +98,7 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
     apply(model_dir, setting, record)
     measured = record["measured"]
     verdict = "meets" if best["met_target"] else "NO setting meets"
-    print(f"{verdict} the target of {target} FA/h over {measured['hours'] * 60:.1f} min of streams: "
+    print(f"{verdict} the target of {target} FA/h over {measured['hours'] * 60:.1f} min of non-keyword speech: "
           f"threshold {setting.threshold}, average window {setting.average_window_ms} ms, suppression "
           f"{setting.suppression_ms} ms -> {measured['fa_per_hour']} FA/h (95% CI {measured['fa_per_hour_ci95']}), "
           f"FRR {measured['frr']} on {measured['keywords']} keywords (was {record['previous']['fa_per_hour']} FA/h, "

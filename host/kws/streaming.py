@@ -18,6 +18,10 @@ Counting (`match`): a detection is a hit when an event of the same keyword, not 
 word's start to `tolerance_ms` after its end; anything else is a false accept, of one of these kinds: `background`
 (no word near), `wrong_label` (another keyword), `unknown_word` (a non-keyword word), `repeat` (the same keyword
 detected twice). A keyword never hit is a false reject.
+
+A setting is judged (`operating_point`) by its false-reject rate on the keyword stream and its false accepts per
+hour on the non-keyword stream, which holds other speech and noise but no keyword: the false-accept rate of keyword
+spotting. The keyword stream's own false accepts (mostly the wrong keyword) are reported beside it.
 """
 
 from __future__ import annotations
@@ -306,6 +310,35 @@ def match(stream: Stream, detections: Sequence[core.Detection], keyword_labels: 
         else:
             outcome.false_accepts["background"] += 1
     return outcome
+
+
+NON_KEYWORD_STREAM = "non-keywords"
+
+
+def operating_point(streams: Sequence[Stream], traces: Sequence[Trace], config: Config, setting: Setting,
+                    tolerance_ms: int = TOLERANCE_MS) -> tuple[Outcome, Outcome]:
+    """One setting judged as keyword spotting is: (keyword streams, non-keyword streams). The false-reject rate comes
+    from the keyword streams, the false accepts per hour from the non-keyword streams (other speech and noise), so a
+    detection of the wrong keyword counts as a miss there, not as a false accept of non-keyword audio."""
+    def pick(negative: bool) -> tuple[list[Stream], list[Trace]]:
+        chosen = [(s, t) for s, t in zip(streams, traces, strict=True) if (s.name == NON_KEYWORD_STREAM) == negative]
+        return [s for s, _ in chosen], [t for _, t in chosen]
+
+    return (evaluate(*pick(False), config, setting, tolerance_ms), evaluate(*pick(True), config, setting, tolerance_ms))
+
+
+def operating_summary(keyword: Outcome, non_keyword: Outcome, labels: Sequence[str]) -> dict:
+    """`operating_point`'s two outcomes as one summary: the keyword counts, FRR and delays of the keyword streams,
+    the hours, false accepts and FA/h of the non-keyword streams, and the keyword streams' own false accepts (wrong
+    keyword, repeats) per keyword spoken."""
+    summary = keyword.summary(labels)
+    negative = non_keyword.summary(labels)
+    for key in ("hours", "false_accepts", "false_accepts_by_kind", "fa_per_hour", "fa_per_hour_ci95"):
+        summary[key] = negative[key]
+    summary["keyword_stream_false_accepts"] = {
+        "count": keyword.false_accept_count, "by_kind": dict(sorted(keyword.false_accepts.items())),
+        "per_keyword": round(keyword.false_accept_count / keyword.keywords, 4) if keyword.keywords else None}
+    return summary
 
 
 def evaluate(streams: Sequence[Stream], traces: Sequence[Trace], config: Config, setting: Setting,
