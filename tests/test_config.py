@@ -48,6 +48,7 @@ def test_defaults_are_micro_speech():
         ({"split": {"test_percent": -5}}, "split.test_percent"),
         ({"augment": {"rt60_ms": [800, 100]}}, "augment.rt60_ms"),
         ({"training": {"restore_best": 1}}, "training.restore_best"),
+        ({"training": {"weight_average": 0.99}}, "training.weight_average"),
     ],
 )
 def test_errors_name_the_key(raw, named):

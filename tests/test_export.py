@@ -120,3 +120,20 @@ def test_without_restore_best_every_epoch_runs_and_the_last_is_kept(tiny_run, tm
     model = tf_keras.models.load_model(model_path)
     _, accuracy = model.evaluate(data.float("validation"), data.targets["validation"], verbose=0)
     assert accuracy == pytest.approx(final_accuracy, abs=1e-6)
+    assert summary["best"]["val_accuracy"] == round(accuracy, 4)
+
+
+def test_weight_average_keeps_the_average_not_the_last_weights(tiny_run, tmp_path):
+    import tf_keras
+
+    from kws.train import train
+
+    config, data, _ = tiny_run
+    runs = {}
+    for average in (0.0, 0.9):
+        averaged = dataclasses.replace(config, training=dataclasses.replace(
+            config.training, epochs=3, restore_best=False, weight_average=average))
+        runs[average] = tf_keras.models.load_model(train(averaged, data, tmp_path / str(average), verbose=False))
+    # The same seed and batches: the runs differ only in the weights kept at the end.
+    last, mean = (runs[a].get_layer(index=1).get_weights()[0] for a in (0.0, 0.9))
+    assert last.shape == mean.shape and not np.allclose(last, mean)

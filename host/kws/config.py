@@ -110,6 +110,9 @@ class Training:
     # True: keep the epoch best on validation (and stop early); False: train every epoch and keep the last, so
     # validation stays a held-out set that chose nothing
     restore_best: bool = True
+    # > 0: the model keeps an exponential moving average of its weights over the training steps (Polyak averaging),
+    # which smooths out the last epochs' noise; needs restore_best = false (the average is only taken at the end)
+    weight_average: float = 0.0
     seed: int = 0
     qat: bool = False  # quantization-aware fine-tuning after float training
     qat_epochs: int = 3
@@ -364,6 +367,11 @@ def _check_values(config: Config) -> None:
     require(config.model.filters >= 1, "model.filters", config.model.filters, "must be positive")
     require(0.0 <= config.model.dropout < 1.0, "model.dropout", config.model.dropout, "must be 0..1")
     require(config.training.epochs >= 1, "training.epochs", config.training.epochs, "must be positive")
+    require(0.0 <= config.training.weight_average < 1.0, "training.weight_average", config.training.weight_average,
+            "must be 0 (off) or a momentum below 1, such as 0.999")
+    require(not (config.training.weight_average and config.training.restore_best), "training.weight_average",
+            config.training.weight_average, "needs training.restore_best = false: the average replaces the weights "
+            "only after the last epoch")
     require(config.training.batch_size >= 1, "training.batch_size", config.training.batch_size, "must be positive")
     rec = config.recognizer
     require(0 <= rec.threshold <= 255, "recognizer.threshold", rec.threshold, "is on the 0..255 score scale")

@@ -74,19 +74,16 @@ def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, c
     started = time.monotonic()
     best = _fit(config, model, x_train, y_train, x_val, y_val, run_dir, config.training.epochs,
                 config.training.learning_rate, "float", verbose)
-    model.load_weights(run_dir / "best.weights.h5")
     if config.training.qat:
         import tensorflow_model_optimization as tfmot
 
         model = tfmot.quantization.keras.quantize_model(model)
         best = _fit(config, model, x_train, y_train, x_val, y_val, run_dir, config.training.qat_epochs,
                     config.training.learning_rate / 10, "qat", verbose)
-        model.load_weights(run_dir / "best.weights.h5")
     # tfmot's quantization wrappers do not round-trip through the .keras format (their variables are renamed on
     # loading), only through HDF5; kws.export.load_keras reloads either inside tfmot's quantize_scope.
     model_path = run_dir / (QAT_MODEL_NAME if config.training.qat else MODEL_NAME)
     model.save(model_path)
-    (run_dir / "best.weights.h5").unlink()
     summary = {"command": command, "data": data.summary, "best": best, "seconds": round(time.monotonic() - started, 1),
                "parameters": int(model.count_params()), "qat": config.training.qat,
                "tf_keras": tf_keras.__version__}
@@ -100,8 +97,9 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
 
     steps = int(np.ceil(len(x_train) / config.training.batch_size)) * epochs
     schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=0.05)
-    model.compile(optimizer=tf_keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    average = config.training.weight_average
+    optimizer = tf_keras.optimizers.Adam(schedule, use_ema=average > 0, ema_momentum=average or 0.99)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(config.training.seed + 2)
     batch_size = config.training.batch_size
 
@@ -114,22 +112,29 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
 
     progress = Progress(epochs, f"training {phase}", unit="epochs")
     restore_best = config.training.restore_best
-    # Without restore_best every epoch's weights are written, so the file holds the last epoch's.
     callbacks = [
-        tf_keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
-                                           save_best_only=restore_best, save_weights_only=True),
         tf_keras.callbacks.CSVLogger(str(run_dir / f"history_{phase}.csv")),
         tf_keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: _report(progress, epoch, logs, verbose)),
     ]
     if restore_best:
-        callbacks.append(tf_keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.training.patience))
+        callbacks += [
+            tf_keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_accuracy",
+                                               save_best_only=True, save_weights_only=True),
+            tf_keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.training.patience)]
     history = model.fit(batches(), steps_per_epoch=int(np.ceil(len(x_train) / batch_size)), epochs=epochs,
                         validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
     progress.close()
+    if restore_best:
+        model.load_weights(run_dir / "best.weights.h5")
+        (run_dir / "best.weights.h5").unlink()
     accuracies = history.history["val_accuracy"]
-    best_epoch = int(np.argmax(accuracies)) if restore_best else len(accuracies) - 1  # the epoch kept
-    return {"phase": phase, "epoch": best_epoch + 1, "epochs_run": len(accuracies),
-            "val_accuracy": round(float(accuracies[best_epoch]), 4)}
+    if restore_best:
+        kept = int(np.argmax(accuracies))
+        accuracy = accuracies[kept]
+    else:  # the last epoch's weights, or their average, which no epoch's validation pass has seen
+        kept = len(accuracies) - 1
+        accuracy = model.evaluate(x_val, y_val, batch_size=256, verbose=0)[1]
+    return {"phase": phase, "epoch": kept + 1, "epochs_run": len(accuracies), "val_accuracy": round(float(accuracy), 4)}
 
 
 def _report(progress: Progress, epoch: int, logs: dict, verbose: bool) -> None:
