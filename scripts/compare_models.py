@@ -49,6 +49,7 @@ ABLATIONS = {
     "speed": {"augment": {"speed": [0.85, 1.15]}},
     "reverb": {"augment": {"reverb_probability": 0.5}},
     "weight_average": {"training": {"restore_best": False, "weight_average": 0.999}},
+    "vtlp": {"augment": {"frequency_warp": 0.1}},
     "more_copies": {"augment": {"copies": 6}},
     "more_unknown": {"keywords": {"unknown_share": 2.0}},
     "longer": {"training": {"epochs": 80, "patience": 16}},

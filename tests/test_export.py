@@ -137,3 +137,17 @@ def test_weight_average_keeps_the_average_not_the_last_weights(tiny_run, tmp_pat
     # The same seed and batches: the runs differ only in the weights kept at the end.
     last, mean = (runs[a].get_layer(index=1).get_weights()[0] for a in (0.0, 0.9))
     assert last.shape == mean.shape and not np.allclose(last, mean)
+
+
+def test_frequency_warp_moves_a_formant_by_the_factor():
+    from kws.config import from_dict
+    from kws.train import frequency_warp
+
+    config = from_dict({})
+    batch = np.zeros((3, 49, 40, 1), np.float32)
+    batch[:, :, 20] = 1.0
+    warped = frequency_warp(config, batch, np.array([1.0, 1.15, 0.85]))
+    np.testing.assert_array_equal(warped[0], batch[0])
+    peaks = [float(np.sum(np.arange(40) * w[0, :, 0]) / np.sum(w[0, :, 0])) for w in warped]
+    assert peaks[1] > 20.5 and peaks[2] < 19.5  # up for a shorter vocal tract, down for a longer one
+    assert warped.shape == batch.shape and np.all(warped[:, :, :15] == 0)

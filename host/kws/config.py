@@ -86,6 +86,9 @@ class Augment:
     time_mask_slices: int = 5
     frequency_masks: int = 0  # SpecAugment: masks per example over channels
     frequency_mask_channels: int = 4
+    # Vocal-tract length perturbation (Jaitly & Hinton 2013) on the features: each training example's frequency
+    # axis scaled by a random factor within 1 +- frequency_warp, as another speaker's formants would be
+    frequency_warp: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -359,6 +362,7 @@ def _check_values(config: Config) -> None:
     require(0.0 <= aug.reverb_probability <= 1.0, "augment.reverb_probability", aug.reverb_probability, "must be 0..1")
     require(10.0 <= aug.rt60_ms[0] <= aug.rt60_ms[1] <= 3000.0, "augment.rt60_ms", list(aug.rt60_ms),
             "must be [low, high] within 10..3000")
+    require(0.0 <= aug.frequency_warp <= 0.3, "augment.frequency_warp", aug.frequency_warp, "must be 0..0.3")
     require(0 <= aug.copies <= 20, "augment.copies", aug.copies, "must be 0..20")
     require(config.model.architecture in ARCHITECTURES, "model.architecture", config.model.architecture,
             f"known architectures: {', '.join(ARCHITECTURES)}")

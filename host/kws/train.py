@@ -52,6 +52,31 @@ def spec_augment(config: Config, batch: np.ndarray, rng: np.random.Generator) ->
     return batch
 
 
+def frequency_warp(config: Config, batch: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Each example's spectrum with every frequency scaled by its factor (VTLP on the filterbank output).
+
+    Channel k of the microfrontend is centred near mel point k + 1 of num_channels + 2 equally spaced between the
+    band edges (mel = 1127 ln(1 + f/700)); output channel k takes the value at frequency f_k / factor, read by linear
+    interpolation between neighbouring channels and held at the edges.
+    """
+    fe = config.frontend
+    channels = batch.shape[2]
+
+    def mel(f: np.ndarray) -> np.ndarray:
+        return 1127.0 * np.log1p(f / 700.0)
+
+    low, high = mel(np.float64(fe.lower_band_hz)), mel(np.float64(fe.upper_band_hz))
+    step = (high - low) / (channels + 1)
+    centres_hz = 700.0 * np.expm1((low + step * np.arange(1, channels + 1)) / 1127.0)
+    source = (mel(centres_hz[np.newaxis, :] / factors[:, np.newaxis]) - low) / step - 1  # fractional channel index
+    source = np.clip(source, 0, channels - 1)
+    below = np.floor(source).astype(np.int64)
+    above = np.minimum(below + 1, channels - 1)
+    weight = (source - below)[:, np.newaxis, :, np.newaxis].astype(batch.dtype)
+    rows = np.arange(len(batch))[:, np.newaxis]
+    return batch[rows, :, below].transpose(0, 2, 1, 3) * (1 - weight) + batch[rows, :, above].transpose(0, 2, 1, 3) * weight
+
+
 def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, command: str | None = None) -> Path:
     """Trains the config's model on the features; returns the path of the saved model.
 
@@ -108,7 +133,11 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
             order = rng.permutation(len(x_train))
             for start in range(0, len(order), batch_size):
                 index = order[start:start + batch_size]
-                yield spec_augment(config, x_train[index], rng), y_train[index]
+                batch = x_train[index]
+                if config.augment.frequency_warp:
+                    warp = config.augment.frequency_warp
+                    batch = frequency_warp(config, batch, rng.uniform(1 - warp, 1 + warp, len(batch)))
+                yield spec_augment(config, batch, rng), y_train[index]
 
     progress = Progress(epochs, f"training {phase}", unit="epochs")
     restore_best = config.training.restore_best
