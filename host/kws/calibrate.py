@@ -63,7 +63,7 @@ def apply(model_dir: ModelDir, setting: streaming.Setting, record: dict) -> None
     config_module.set_values(model_dir.path / "config.toml", "recognizer",
                              {"threshold": setting.threshold, "average_window_ms": setting.average_window_ms,
                               "suppression_ms": setting.suppression_ms})
-    update_card(model_dir.path, {"recognizer": record})
+    update_card(model_dir.path, {"recognizer": record}, record["command"])
 
 
 def run(model: str, sources: list[str], noise: list[str], target: float | None, minutes: float,

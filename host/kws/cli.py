@@ -115,7 +115,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                                     "sources": args.data,
                                                     "int8_accuracy": result["int8"]["accuracy"],
                                                     "int8_clips": result["int8"]["clips"],
-                                                    "float_accuracy": result.get("float", {}).get("accuracy")}})
+                                                    "float_accuracy": result.get("float", {}).get("accuracy")}},
+                    args.command_line)
     return 0
 
 

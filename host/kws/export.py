@@ -150,11 +150,14 @@ def check_budget(config: Config, flash: int, arena: int) -> None:
             raise ExportError(f"{what} is {size} bytes, over the budget of {budget} bytes ({where})")
 
 
-def update_card(out_dir: Path, fields: dict) -> dict:
-    """Merges fields into model_card.json (export, eval, report and calibrate each add theirs)."""
+def update_card(out_dir: Path, fields: dict, command: str | None = None) -> dict:
+    """Merges fields into model_card.json (export, eval, report and calibrate each add theirs); `command`, the
+    command line that changed the folder, joins the card's recipe (once), so the recipe rebuilds what is there."""
     path = out_dir / "model_card.json"
     card = json.loads(path.read_text()) if path.exists() else {}
     card.update(fields)
+    if command and command not in card.setdefault("recipe", []):
+        card["recipe"].append(command)
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     return card
 

@@ -304,7 +304,7 @@ def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str
                                             "split": split, "int8_accuracy": metrics["accuracy"]["int8"]["accuracy"],
                                             "clips": metrics["accuracy"]["int8"]["clips"],
                                             **{key: metrics["streaming"]["operating"][key]
-                                               for key in ("fa_per_hour", "frr", "hours", "keywords")}}})
+                                               for key in ("fa_per_hour", "frr", "hours", "keywords")}}}, command)
     print(f"{folder / 'report.md'}, metrics.json and {len(metrics['plots'])} plots", file=sys.stderr)
     return 0
 
