@@ -4,8 +4,8 @@ Every candidate is the base config with a few keys overridden, trained with the 
 features (the cache key ignores the model section), evaluated int8 and float on the speaker-disjoint validation
 and test speakers of --eval-data, and costed with the Cortex-M4 estimate. Writes compare.json and compare.md.
 
-    python scripts/compare_models.py --config configs/speech_commands_12.toml \
-        --data ../shared/data/speech_commands_v0.02_test_dev data/synth_sc12 \
+    python scripts/compare_models.py --config configs/speech_commands_12.toml --test-percent 15 \
+        --data ../shared/data/speech_commands_v0.02_test_dev --train-only data/synth_sc12 \
         --eval-data ../shared/data/speech_commands_v0.02_test_dev \
         --noise ../shared/data/speech_commands_background_noise --out runs/compare
 """
@@ -116,8 +116,13 @@ def main() -> None:
     parser.add_argument("--candidates", nargs="*", default=list(ARCHITECTURES),
                         help=f"architectures ({', '.join(ARCHITECTURES)}) and ablations ({', '.join(ABLATIONS)})")
     parser.add_argument("--ablate-base", default="ds_cnn_small")
+    parser.add_argument("--test-percent", type=int, default=None,
+                        help="hold out this share of speakers as test too (the shipped config trains on them), so "
+                             "candidates are compared on validation + test speakers")
     args = parser.parse_args()
     base = config_module.load(args.config)
+    if args.test_percent is not None:
+        base = variant(base, {"split": {"test_percent": args.test_percent}})
     out = Path(args.out)
     rows = []
     for name in args.candidates:
