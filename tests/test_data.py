@@ -159,3 +159,9 @@ def test_a_test_share_of_zero_trains_those_speakers_and_keeps_validation(folder_
     assert [c.split for c in no_test if c.split != "train"] == [c.split for c in shared if c.split == "validation"]
     assert {c.path for c in no_test if c.split == "validation"} == {c.path for c in shared if c.split == "validation"}
     assert all(new.split == "train" for old, new in zip(shared, no_test, strict=True) if old.split == "test")
+
+
+def test_an_empty_test_split_says_why():
+    config = from_dict({"split": {"test_percent": 0}})
+    assert "use --split validation" in data.empty_split_message(config, "test", ["set"])
+    assert data.empty_split_message(from_dict({}), "test", ["set"]) == "no clips in split 'test' of set"

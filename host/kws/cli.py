@@ -99,7 +99,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # The split's own clips only: the train split also holds augmented copies, which are not clips to score.
     raw, targets = (np.concatenate(arrays) for arrays in zip(*(data.clips(s) for s in splits), strict=True))
     if not len(raw):
-        print(f"no clips in split {args.split} of {', '.join(args.data)}", file=sys.stderr)
+        from kws.data import empty_split_message
+
+        print(empty_split_message(model_dir.config, args.split, args.data), file=sys.stderr)
         return 2
     result = evaluate(model_dir, raw, targets, args.backend)
     result["data"] = {"sources": args.data, "split": args.split}

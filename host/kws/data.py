@@ -204,6 +204,13 @@ def _draw_unknown(config: Config, source: Path, clips: list[Clip], split: str, s
     return [unknown[i] for i in sorted(rng.choice(len(unknown), size=count, replace=False))] if count else []
 
 
+def empty_split_message(config: Config, split: str, sources: list[str | Path]) -> str:
+    """Why a split has no clips, for `kws eval` and `kws report`."""
+    hint = (" (the config holds out no test speakers, split.test_percent = 0: use --split validation)"
+            if split == "test" and config.split.test_percent == 0 else "")
+    return f"no clips in split '{split}' of {', '.join(map(str, sources))}{hint}"
+
+
 def _check_keywords(config: Config, clips: list[Clip], sources: list[str | Path]) -> None:
     words = Counter(clip.word for clip in clips if clip.split == "train")
     missing = [word for word in config.keywords.words if not words[word]]

@@ -66,7 +66,7 @@ def held_out(model_dir: ModelDir, sources: list[str], split: str) -> Clips:
         recordings += dataset.splits[name].audio
         targets += dataset.splits[name].targets
     if not recordings:
-        raise ValueError(f"no clips in split '{split}' of {', '.join(map(str, sources))}")
+        raise ValueError(data.empty_split_message(model_dir.config, split, sources))
     return Clips(recordings, np.asarray(targets, np.int64), [str(s) for s in sources], split)
 
 
