@@ -107,9 +107,10 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
           f"FRR {record['previous']['frr']})"
           + ("" if best["met_target"] else "; chose the lowest FA/h"), file=sys.stdout)
     if measured["fa_per_hour_ci95"][1] > target:
-        print(f"note: {measured['hours']:.2f} h of streams bound the false-accept rate only below "
+        print(f"note: {measured['hours']:.2f} h of non-keyword stream bound the false-accept rate only below "
               f"{measured['fa_per_hour_ci95'][1]}/h (95%); confirming {target}/h takes at least "
-              f"{ZERO_EVENT_BOUND / target:.1f} h (--stream-minutes {ZERO_EVENT_BOUND / target * 30:.0f})",
+              f"{ZERO_EVENT_BOUND / target:.1f} h of non-keyword stream (--stream-minutes "
+              f"{ZERO_EVENT_BOUND / target * 60:.0f})",
               file=sys.stdout)
     print(f"updated {Path(model_dir.path) / 'model_settings.h'}, config.toml and model_card.json", file=sys.stderr)
     return 0
