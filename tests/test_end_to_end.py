@@ -34,11 +34,12 @@ def test_cli_train_and_export_record_the_recipe(tiny_config_path, synth_data, tm
     assert trained.startswith("kws train --config") and str(synth_data) in trained
     assert exported.startswith("kws export --config") and "--model" in exported
     assert card["training"]["seconds"] > 0 and card["training"]["best"]["epoch"] >= 1
-    evaluate = ["eval", "--model", str(tmp_path / "model"), "--data", str(synth_data), "--split", "validation",
-                "--update-card"]
-    assert cli.main(evaluate) == 0 and cli.main(evaluate) == 0
+    evaluate = ["eval", "--model", str(tmp_path / "model"), "--data", str(synth_data), "--update-card", "--split"]
+    assert cli.main([*evaluate, "validation"]) == 0 and cli.main([*evaluate, "test"]) == 0
+    # The card holds the last evaluation, so the recipe holds the command that made it, once.
     recipe = json.loads((tmp_path / "model" / "model_card.json").read_text())["recipe"]
-    assert recipe[:2] == [trained, exported] and len(recipe) == 3 and recipe[2].startswith("kws eval --model")
+    assert recipe[:2] == [trained, exported] and len(recipe) == 3
+    assert recipe[2].startswith("kws eval --model") and recipe[2].endswith("--split test")
 
 
 def test_monitor_help_answers_without_loading_tensorflow():

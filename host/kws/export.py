@@ -152,12 +152,14 @@ def check_budget(config: Config, flash: int, arena: int) -> None:
 
 def update_card(out_dir: Path, fields: dict, command: str | None = None) -> dict:
     """Merges fields into model_card.json (export, eval, report and calibrate each add theirs); `command`, the
-    command line that changed the folder, joins the card's recipe (once), so the recipe rebuilds what is there."""
+    command line that changed the folder, ends the card's recipe in place of an earlier run of the same subcommand
+    (whose section it has just replaced), so the recipe rebuilds what is there."""
     path = out_dir / "model_card.json"
     card = json.loads(path.read_text()) if path.exists() else {}
     card.update(fields)
-    if command and command not in card.setdefault("recipe", []):
-        card["recipe"].append(command)
+    if command:
+        step = command.split()[:2]  # "kws calibrate"
+        card["recipe"] = [line for line in card.get("recipe", []) if line.split()[:2] != step] + [command]
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     return card
 
