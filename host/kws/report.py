@@ -359,7 +359,7 @@ def markdown(m: dict) -> str:
     op = stream["operating"]
     lines += ["", f"Streaming at the configured recognizer: false-reject rate {_fmt(op['frr'])} "
               f"({op['missed']} of {op['keywords']} keywords missed, 95% CI {_ci(op['frr_ci95'])}), "
-              f"{op['false_accepts']} false accepts in {op['hours'] * 60:.1f} min of streams "
+              f"{op['false_accepts']} false accepts in {op['hours'] * 60:.1f} min of non-keyword speech and noise "
               f"({_fmt(op['fa_per_hour'])}/h, 95% CI {_ci(op['fa_per_hour_ci95'])}).", ""]
 
     lines += ["## 1. Accuracy (clean clips)", "",
