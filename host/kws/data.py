@@ -10,7 +10,8 @@ The official Speech Commands *test-set* layout holds only test speakers (the off
 them in "test"), so when it is used as training data its clips are re-split by speaker with `speaker_split`.
 
 The config maps spoken words to classes: each keyword is its own class; other words become `unknown`; Speech
-Commands' `_silence_` clips and crops of background noise become `silence`.
+Commands' `_silence_` clips and crops of background noise become `silence`. A source given as `train_only`
+(synthetic speech beside real recordings) contributes to the training split alone.
 """
 
 from __future__ import annotations
