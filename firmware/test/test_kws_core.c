@@ -329,10 +329,15 @@ typedef struct {
   int num_seqs;
 } events;
 
-/* Feeds data in chunks of chunk bytes, collecting events. */
-static void decode_all(kws_frame_decoder* dec, const uint8_t* data, size_t n,
-                       size_t chunk, events* ev) {
+/* Feeds data in chunks of chunk bytes to a fresh decoder, collecting events
+ * into ev (cleared first). */
+static void decode_all(const uint8_t* data, size_t n, size_t chunk,
+                       events* ev) {
+  kws_frame_decoder decoder;
+  kws_frame_decoder* const dec = &decoder;
   size_t off = 0;
+  memset(ev, 0, sizeof(*ev));
+  kws_frame_decoder_init(dec);
   do {
     const size_t take = n - off < chunk ? n - off : chunk;
     size_t sub = 0;
@@ -376,14 +381,11 @@ static void test_frame_round_trip(void) {
   int i;
   for (i = 0; i < (int)sizeof(payload); ++i) payload[i] = (uint8_t)(i * 7);
   for (chunk = 1; chunk <= KWS_FRAME_MAX_SIZE; chunk *= 4) {
-    kws_frame_decoder dec;
     events ev;
     const size_t n = kws_frame_encode(KWS_FRAME_AUDIO, 0xBEEF, payload,
                                       sizeof(payload), buf, sizeof(buf));
-    memset(&ev, 0, sizeof(ev));
-    kws_frame_decoder_init(&dec);
     CHECK_EQ(n, KWS_FRAME_MAX_SIZE);
-    decode_all(&dec, buf, n, chunk, &ev);
+    decode_all(buf, n, chunk, &ev);
     CHECK_EQ(ev.frames, 1);
     CHECK_EQ(ev.seqs[0], 0xBEEF);
     CHECK_EQ(ev.last_type, KWS_FRAME_AUDIO);
@@ -394,13 +396,10 @@ static void test_frame_round_trip(void) {
 
 static void test_frame_empty_payload_and_encode_limits(void) {
   uint8_t buf[KWS_FRAME_MAX_SIZE + 1];
-  kws_frame_decoder dec;
   events ev;
   size_t n = kws_frame_encode(KWS_FRAME_BYE, 7, NULL, 0, buf, sizeof(buf));
   CHECK_EQ(n, 9);
-  memset(&ev, 0, sizeof(ev));
-  kws_frame_decoder_init(&dec);
-  decode_all(&dec, buf, n, 1, &ev);
+  decode_all(buf, n, 1, &ev);
   CHECK_EQ(ev.frames, 1);
   CHECK_EQ(ev.last_length, 0);
   CHECK_EQ(kws_frame_encode(KWS_FRAME_AUDIO, 0, buf, KWS_FRAME_MAX_PAYLOAD + 1,
@@ -429,11 +428,8 @@ static void test_frame_garbage_before_and_between(void) {
   n += append_frame(stream + n, KWS_FRAME_CLIP_END, 2, id, 4);
   stream[n++] = 0xA5; /* a lone sync byte at the very end */
   for (chunk = 1; chunk <= n; chunk = chunk * 3 + 1) {
-    kws_frame_decoder dec;
     events ev;
-    memset(&ev, 0, sizeof(ev));
-    kws_frame_decoder_init(&dec);
-    decode_all(&dec, stream, n, chunk, &ev);
+    decode_all(stream, n, chunk, &ev);
     CHECK_EQ(ev.frames, 2);
     CHECK_EQ(ev.seqs[0], 1);
     CHECK_EQ(ev.seqs[1], 2);
@@ -450,11 +446,8 @@ static void test_frame_truncated_then_good(void) {
   n = first - 15; /* cut: the rest never arrives */
   n += append_frame(stream + n, KWS_FRAME_AUDIO, 11, payload, 8);
   for (chunk = 1; chunk <= n; chunk *= 2) {
-    kws_frame_decoder dec;
     events ev;
-    memset(&ev, 0, sizeof(ev));
-    kws_frame_decoder_init(&dec);
-    decode_all(&dec, stream, n, chunk, &ev);
+    decode_all(stream, n, chunk, &ev);
     /* The cut frame swallows bytes of the next one until its length is
      * reached; its CRC fails and the rescan finds the good frame. */
     CHECK_EQ(ev.crc, 1);
@@ -469,7 +462,6 @@ static void test_frame_crc_error(void) {
   static uint8_t copy[2 * KWS_FRAME_MAX_SIZE];
   uint8_t stream[64];
   const uint8_t version = 1;
-  kws_frame_decoder dec;
   events ev;
   size_t n = append_frame(stream, KWS_FRAME_HELLO, 300, &version, 1);
   size_t bit;
@@ -482,17 +474,13 @@ static void test_frame_crc_error(void) {
     memcpy(copy, stream, n);
     copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     total = n + append_frame(copy + n, KWS_FRAME_HELLO, 301, &version, 1);
-    memset(&ev, 0, sizeof(ev));
-    kws_frame_decoder_init(&dec);
-    decode_all(&dec, copy, total + KWS_FRAME_MAX_SIZE, 1, &ev);
+    decode_all(copy, total + KWS_FRAME_MAX_SIZE, 1, &ev);
     CHECK_EQ(ev.frames, 1);
     CHECK_EQ(ev.seqs[0], 301);
     CHECK(ev.crc + ev.type + ev.length >= 1);
   }
-  memset(&ev, 0, sizeof(ev));
-  kws_frame_decoder_init(&dec);
   stream[n - 1] ^= 0xFF;
-  decode_all(&dec, stream, n, n, &ev);
+  decode_all(stream, n, n, &ev);
   CHECK_EQ(ev.crc, 1);
   CHECK_EQ(ev.last_seq, 300);
 }
@@ -500,7 +488,6 @@ static void test_frame_crc_error(void) {
 static void test_frame_oversize_length(void) {
   uint8_t stream[64];
   const uint8_t id[4] = {9, 9, 9, 9};
-  kws_frame_decoder dec;
   events ev;
   size_t n = 0;
   static const uint8_t bad[] = {0xA5, 0x5A, KWS_FRAME_AUDIO, 0x34, 0x12,
@@ -508,9 +495,7 @@ static void test_frame_oversize_length(void) {
   memcpy(stream, bad, sizeof(bad));
   n += sizeof(bad);
   n += append_frame(stream + n, KWS_FRAME_CLIP_END, 5, id, 4);
-  memset(&ev, 0, sizeof(ev));
-  kws_frame_decoder_init(&dec);
-  decode_all(&dec, stream, n, 1, &ev);
+  decode_all(stream, n, 1, &ev);
   CHECK_EQ(ev.length, 1);
   CHECK_EQ(ev.last_seq, 0x1234);
   CHECK_EQ(ev.frames, 1); /* reported at the header, next frame intact */
@@ -524,15 +509,12 @@ static void test_frame_hidden_in_rejected_payload(void) {
   const uint8_t id[4] = {7, 0, 0, 0};
   const size_t inner_n = append_frame(inner, KWS_FRAME_CLIP_BEGIN, 77, id, 4);
   size_t n;
-  kws_frame_decoder dec;
   events ev;
   memset(outer_payload, 0, sizeof(outer_payload));
   memcpy(outer_payload + 3, inner, inner_n);
   n = append_frame(stream, KWS_FRAME_AUDIO, 76, outer_payload, 30);
   stream[n - 1] ^= 0x01;
-  memset(&ev, 0, sizeof(ev));
-  kws_frame_decoder_init(&dec);
-  decode_all(&dec, stream, n, n, &ev);
+  decode_all(stream, n, n, &ev);
   CHECK_EQ(ev.crc, 1);
   CHECK_EQ(ev.frames, 1);
   CHECK_EQ(ev.seqs[0], 77);

@@ -87,7 +87,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from kws.data import features
+    from kws.data import empty_split_message, features
     from kws.evaluate import ModelDir, evaluate, format_confusion
     from kws.export import update_card
 
@@ -99,8 +99,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # The split's own clips only: the train split also holds augmented copies, which are not clips to score.
     raw, targets = (np.concatenate(arrays) for arrays in zip(*(data.clips(s) for s in splits), strict=True))
     if not len(raw):
-        from kws.data import empty_split_message
-
         print(empty_split_message(model_dir.config, args.split, args.data), file=sys.stderr)
         return 2
     result = evaluate(model_dir, raw, targets, args.backend)

@@ -164,19 +164,20 @@ def streaming_metrics(model_dir: ModelDir, streams: list[streaming.Stream], trac
     config = model_dir.config
     labels = config.labels
     setting = streaming.Setting.from_config(config)
-    operating = streaming.operating_point(streams, traces, config, setting)
+    keyword, non_keyword = streaming.operating_point(streams, traces, config, setting)
     sweep = []
     for threshold in DET_THRESHOLDS:
-        keyword, non_keyword = streaming.operating_point(streams, traces, config, streaming.Setting(
+        swept_keyword, swept_non_keyword = streaming.operating_point(streams, traces, config, streaming.Setting(
             threshold, setting.average_window_ms, setting.suppression_ms, setting.minimum_count))
-        sweep.append({"threshold": threshold, "fa_per_hour": round(non_keyword.fa_per_hour, 3),
-                      "frr": round(keyword.frr, 4), "false_accepts": non_keyword.false_accept_count})
-    per_stream = {stream.name: streaming.evaluate([stream], [trace], config, setting).summary(labels)
-                  for stream, trace in zip(streams, traces, strict=True)}
+        sweep.append({"threshold": threshold, "fa_per_hour": round(swept_non_keyword.fa_per_hour, 3),
+                      "frr": round(swept_keyword.frr, 4), "false_accepts": swept_non_keyword.false_accept_count})
+    # keyword_streams makes one stream of each kind, so the operating point's two outcomes are the streams' own.
+    per_stream = {streaming.KEYWORD_STREAM: keyword.summary(labels),
+                  streaming.NON_KEYWORD_STREAM: non_keyword.summary(labels)}
     return {"streams": describe_streams(streams, noise), "setting": vars(setting),
             "inference_every_strides": config.recognizer.inference_every_strides,
             "tolerance_ms": streaming.TOLERANCE_MS, "gap_s": [streaming.MIN_GAP_S, streaming.MAX_GAP_S],
-            "operating": streaming.operating_summary(*operating, labels), "per_stream": per_stream, "det": sweep,
+            "operating": streaming.operating_summary(keyword, non_keyword, labels), "per_stream": per_stream, "det": sweep,
             "fa_per_hour_target": config.recognizer.false_accepts_per_hour}
 
 

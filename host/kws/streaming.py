@@ -45,6 +45,8 @@ TOLERANCE_MS = 1500
 VOICED_FRAME_MS = 10
 VOICED_BELOW_PEAK_DB = 25.0
 
+KEYWORD_STREAM, NON_KEYWORD_STREAM = "keywords", "non-keywords"
+
 # A window's time span (start_ms, end_ms) of stream time -> uint8 scores, one per label in model output order.
 Scorer = Callable[[int, int], np.ndarray]
 
@@ -230,7 +232,7 @@ def keyword_streams(config: Config, clips: Sequence[np.ndarray], targets: Sequen
     sr = config.audio.sample_rate
     return [build_stream(name, [clips[i] for i in chosen], [targets[i] for i in chosen], noise, minutes, sr, snr_db,
                          speech_rms, rng)
-            for name, chosen in (("keywords", keyword), ("non-keywords", other))]
+            for name, chosen in ((KEYWORD_STREAM, keyword), (NON_KEYWORD_STREAM, other))]
 
 
 def inference_times(config: Config, samples: int) -> tuple[np.ndarray, np.ndarray]:
@@ -310,9 +312,6 @@ def match(stream: Stream, detections: Sequence[core.Detection], keyword_labels: 
         else:
             outcome.false_accepts["background"] += 1
     return outcome
-
-
-NON_KEYWORD_STREAM = "non-keywords"
 
 
 def operating_point(streams: Sequence[Stream], traces: Sequence[Trace], config: Config, setting: Setting,
