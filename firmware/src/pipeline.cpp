@@ -4,6 +4,7 @@
 
 #include "feature_provider.h"
 #include "kws_core.h"
+#include "marker.h"
 #include "model_runner.h"
 #include "model_settings.h"
 #include "responder.h"
@@ -27,6 +28,7 @@ uint32_t audio_time_ms() {
 }
 
 void featurize(const int16_t* samples, size_t count) {
+  MarkerScope marker(kMarkerFrontEnd);
   const uint32_t start = timing_cycles();
   feature_provider_add(samples, count);
   g_last_fe_us = timing_us_since(start);
@@ -37,6 +39,7 @@ void featurize(const int16_t* samples, size_t count) {
 
 // Scores the current window; false (and ERR) if TFLM fails.
 bool infer(uint8_t* scores, uint32_t* inf_us) {
+  MarkerScope marker(kMarkerInference);
   const uint32_t start = timing_cycles();
   kws_window_copy(feature_provider_window(), model_runner_input());
   const bool ok = model_runner_invoke();
@@ -53,6 +56,7 @@ bool infer(uint8_t* scores, uint32_t* inf_us) {
 }  // namespace
 
 void pipeline_setup() {
+  marker_setup();
   static const uint8_t kReportable[KWS_NUM_LABELS] = KWS_LABEL_REPORTABLE;
   kws_recognizer_config config;
   config.average_window_ms = KWS_RECOGNIZER_AVERAGE_WINDOW_MS;
