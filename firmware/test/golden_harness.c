@@ -78,10 +78,33 @@ static void run_recognizer(void) {
   }
 }
 
+/* Decodes n bytes (n == 0: what a rescan finds) and prints every event. */
+static void decode_print(kws_frame_decoder* dec, const uint8_t* data,
+                         size_t n) {
+  size_t off = 0;
+  kws_frame_status st;
+  do {
+    kws_frame frame;
+    size_t used;
+    st = kws_frame_decode(dec, data + off, n - off, &used, &frame);
+    off += used;
+    if (st == KWS_FRAME_OK) {
+      printf("frame ok type=%u seq=%u len=%u crc=%04x check=%d\n",
+             (unsigned)frame.type, (unsigned)frame.seq, (unsigned)frame.length,
+             (unsigned)kws_crc16_ccitt(frame.payload, frame.length),
+             (int)kws_frame_check_payload(&frame));
+    } else if (st != KWS_FRAME_NEED_MORE) {
+      printf("frame err=%d type=%u seq=%u len=%u\n", (int)st,
+             (unsigned)frame.type, (unsigned)frame.seq, (unsigned)frame.length);
+    }
+  } while (st != KWS_FRAME_NEED_MORE);
+}
+
 static void run_frames(void) {
   static uint8_t stream[200000];
   static kws_frame_decoder dec;
   size_t n = 0, off = 0;
+  uint32_t now_ms = 0xFFFFF000u; /* crosses the clock's wrap */
   int frame_no;
   for (frame_no = 0; frame_no < 300; ++frame_no) {
     uint8_t payload[KWS_FRAME_MAX_PAYLOAD];
@@ -115,26 +138,16 @@ static void run_frames(void) {
   while (off < n) {
     const size_t chunk = 1u + rnd_below(300);
     const size_t take = n - off < chunk ? n - off : chunk;
-    size_t sub = 0;
-    kws_frame_status st;
-    do {
-      kws_frame frame;
-      size_t used;
-      st = kws_frame_decode(&dec, stream + off + sub, take - sub, &used, &frame);
-      sub += used;
-      if (st == KWS_FRAME_OK) {
-        printf("frame ok type=%u seq=%u len=%u crc=%04x check=%d\n",
-               (unsigned)frame.type, (unsigned)frame.seq,
-               (unsigned)frame.length,
-               (unsigned)kws_crc16_ccitt(frame.payload, frame.length),
-               (int)kws_frame_check_payload(&frame));
-      } else if (st != KWS_FRAME_NEED_MORE) {
-        printf("frame err=%d type=%u seq=%u len=%u\n", (int)st,
-               (unsigned)frame.type, (unsigned)frame.seq,
-               (unsigned)frame.length);
-      }
-    } while (st != KWS_FRAME_NEED_MORE);
+    decode_print(&dec, stream + off, take);
     off += take;
+    kws_frame_decoder_idle(&dec, now_ms, 1);
+    if (rnd_below(4) == 0u) { /* the host pauses */
+      now_ms += rnd_below(250);
+      if (kws_frame_decoder_idle(&dec, now_ms, 0)) {
+        printf("frame idle at=%lu\n", (unsigned long)off);
+        decode_print(&dec, stream, 0); /* no new bytes */
+      }
+    }
   }
   printf("frames bytes=%lu\n", (unsigned long)n);
 }
@@ -226,6 +239,37 @@ static void run_window(void) {
   }
 }
 
+static void run_txq(void) {
+  static uint8_t storage[700];
+  static char line[KWS_LINE_MAX];
+  kws_txq q;
+  uint32_t checksum = 0u, now = 0xFFFFFF00u;
+  int step;
+  kws_txq_init(&q, storage, sizeof(storage));
+  for (step = 0; step < 300; ++step) {
+    const size_t n = rnd_below(KWS_LINE_MAX);
+    uint8_t packet[KWS_TXQ_USB_PACKET];
+    size_t i, size, taken = 0;
+    int pushed;
+    for (i = 0; i < n; ++i) line[i] = (char)rnd();
+    pushed = kws_txq_push(&q, line, n);
+    while (rnd_below(3) != 0u &&
+           (size = kws_txq_packet(&q, packet, KWS_TXQ_USB_PACKET)) > 0u) {
+      const size_t took = rnd_below(5) == 0u ? rnd_below((uint32_t)size) : size;
+      for (i = 0; i < took; ++i) checksum = checksum * 31u + packet[i];
+      kws_txq_pop(&q, took);
+      taken += took;
+    }
+    now += rnd_below(100);
+    printf("txq %d n=%lu pushed=%d taken=%lu pending=%lu dropped=%lu "
+           "sum=%08lx elapsed=%lu\n",
+           step, (unsigned long)n, pushed, (unsigned long)taken,
+           (unsigned long)kws_txq_pending(&q),
+           (unsigned long)kws_txq_dropped(&q), (unsigned long)checksum,
+           (unsigned long)kws_elapsed_ms(now, now - 50u + rnd_below(100)));
+  }
+}
+
 int main(void) {
   run_ring();
   run_recognizer();
@@ -233,6 +277,7 @@ int main(void) {
   run_lines();
   run_scaling();
   run_window();
+  run_txq();
   printf("end\n");
   return 0;
 }

@@ -546,6 +546,114 @@ static void test_frame_payload_checks(void) {
   CHECK_EQ(kws_frame_samples(&f, samples, 2), 2);
 }
 
+/* Feeds bytes to a decoder and counts the good frames of one type. */
+static int feed_count(kws_frame_decoder* dec, const uint8_t* data, size_t n,
+                      uint8_t type) {
+  size_t off = 0;
+  int found = 0;
+  kws_frame_status st;
+  do {
+    size_t used;
+    kws_frame frame;
+    st = kws_frame_decode(dec, data + off, n - off, &used, &frame);
+    off += used;
+    if (st == KWS_FRAME_OK && frame.type == type) ++found;
+  } while (st != KWS_FRAME_NEED_MORE);
+  return found;
+}
+
+/* Issue 10: the host aborts after 100 bytes of a 1,024-byte AUDIO frame and
+ * reconnects with a HELLO. */
+static size_t cut_audio_frame(uint8_t* out) {
+  static uint8_t frame[KWS_FRAME_MAX_SIZE];
+  uint8_t payload[KWS_FRAME_MAX_PAYLOAD];
+  memset(payload, 0x33, sizeof(payload));
+  kws_frame_encode(KWS_FRAME_AUDIO, 1, payload, sizeof(payload), frame,
+                   sizeof(frame));
+  memcpy(out, frame, 100);
+  return 100;
+}
+
+static void test_frame_cut_off_swallows_hellos_without_idle_check(void) {
+  kws_frame_decoder dec;
+  uint8_t cut[100], hello[16];
+  const uint8_t version = KWS_PROTOCOL_VERSION;
+  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
+  int tries = 0, found = 0;
+  kws_frame_decoder_init(&dec);
+  feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO);
+  while (!found && tries < 200) {
+    ++tries;
+    found = feed_count(&dec, hello, hello_n, KWS_FRAME_HELLO);
+  }
+  /* The cut frame waits for 933 more bytes: 93 HELLOs vanish into it. */
+  CHECK_EQ(tries, 94);
+}
+
+static void test_frame_idle_drops_cut_off_frame(void) {
+  kws_frame_decoder dec;
+  uint8_t cut[100], hello[16];
+  const uint8_t version = KWS_PROTOCOL_VERSION;
+  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
+  /* Around the wrap of the millisecond clock on purpose. */
+  const uint32_t t0 = 0xFFFFFFC0u;
+  kws_frame_decoder_init(&dec);
+  CHECK_EQ(feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO), 0);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, t0, 1), 0);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + 50u, 0), 0);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + KWS_FRAME_IDLE_MS, 0), 0);
+  /* The device did not read (flow control): not the host's silence. */
+  CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + 300u, 1), 0);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + 300u + KWS_FRAME_IDLE_MS, 0), 0);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + 301u + KWS_FRAME_IDLE_MS, 0), 1);
+  CHECK_EQ(feed_count(&dec, hello, 0, KWS_FRAME_HELLO), 0);
+  /* The next host's first HELLO is accepted. */
+  CHECK_EQ(feed_count(&dec, hello, hello_n, KWS_FRAME_HELLO), 1);
+  /* Nothing pending: idle never rejects. */
+  CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + 5000u, 0), 0);
+}
+
+static void test_frame_idle_rescans_a_hello_behind_the_cut(void) {
+  /* The HELLO arrived before the 100 ms passed, inside the cut frame's
+   * declared length: the rescan after the rejection finds it. */
+  kws_frame_decoder dec;
+  uint8_t cut[100], hello[16];
+  const uint8_t version = KWS_PROTOCOL_VERSION;
+  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
+  kws_frame_decoder_init(&dec);
+  feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, 1000u, 1), 0);
+  CHECK_EQ(feed_count(&dec, hello, hello_n, KWS_FRAME_HELLO), 0);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, 1040u, 1), 0);
+  CHECK_EQ(kws_frame_decoder_idle(&dec, 1141u, 0), 1);
+  CHECK_EQ(feed_count(&dec, hello, 0, KWS_FRAME_HELLO), 1);
+}
+
+static void test_frame_decoder_init_resets(void) {
+  /* What the firmware does on the host timeout and when DTR drops. */
+  kws_frame_decoder dec;
+  uint8_t cut[100], hello[16];
+  const uint8_t version = KWS_PROTOCOL_VERSION;
+  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
+  kws_frame_decoder_init(&dec);
+  feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO);
+  kws_frame_decoder_init(&dec);
+  CHECK_EQ(feed_count(&dec, hello, hello_n, KWS_FRAME_HELLO), 1);
+}
+
+static void test_frame_after_bye_in_same_chunk(void) {
+  /* BYE ends on a frame boundary, so the decoder holds nothing stale after
+   * it; the frame behind it in the same USB packet must survive (why BYE
+   * does not reset the decoder). */
+  kws_frame_decoder dec;
+  uint8_t stream[32];
+  const uint8_t version = KWS_PROTOCOL_VERSION;
+  size_t n = append_frame(stream, KWS_FRAME_BYE, 3, NULL, 0);
+  n += append_frame(stream + n, KWS_FRAME_HELLO, 4, &version, 1);
+  kws_frame_decoder_init(&dec);
+  CHECK_EQ(feed_count(&dec, stream, n, KWS_FRAME_HELLO), 1);
+}
+
 /* ---------------- lines ---------------- */
 
 /* Checks the " *HH\n" trailer of a finished line. */
@@ -667,6 +775,121 @@ static void test_line_limits(void) {
   CHECK(strncmp(buf, "ACK seq=1 *", 11) == 0);
 }
 
+/* ---------------- clock ---------------- */
+
+static void test_elapsed_ms(void) {
+  CHECK_EQ(kws_elapsed_ms(1500u, 1000u), 500u);
+  CHECK_EQ(kws_elapsed_ms(1000u, 1000u), 0u);
+  CHECK_EQ(kws_elapsed_ms(20u, 0xFFFFFFF0u), 36u); /* across the wrap */
+  CHECK_EQ(kws_elapsed_ms(0x7FFFFFFFu, 0u), 0x7FFFFFFFu);
+  /* Issue 10: the loop read now at 1000 ms, the detection stamped the LED at
+   * 1065 ms after its inference. Plain subtraction gives 4294967231 and the
+   * LED went off at once; no time has passed. */
+  CHECK_EQ(kws_elapsed_ms(1000u, 1065u), 0u);
+  CHECK(!(kws_elapsed_ms(1000u, 1065u) >= 500u));
+  CHECK_EQ(kws_elapsed_ms(5u, 0xFFFFFFFFu - 60u), 66u);
+  CHECK_EQ(kws_elapsed_ms(0xFFFFFFFFu - 60u, 5u), 0u);
+}
+
+/* ---------------- line queue ---------------- */
+
+/* Sends everything queued the way serial_out does, checking every packet;
+ * appends the bytes to out and returns the size of the last packet. */
+static size_t drain(kws_txq* q, uint8_t* out, size_t* out_n, size_t take) {
+  uint8_t packet[KWS_TXQ_USB_PACKET + 1];
+  size_t last = 0, n;
+  int fits = 1;
+  packet[KWS_TXQ_USB_PACKET] = 0xEE;
+  while ((n = kws_txq_packet(q, packet, KWS_TXQ_USB_PACKET)) > 0) {
+    const size_t taken = n < take ? n : take; /* the USB stack took fewer */
+    fits = fits && n <= KWS_TXQ_USB_PACKET && packet[KWS_TXQ_USB_PACKET] == 0xEE;
+    memcpy(out + *out_n, packet, taken);
+    *out_n += taken;
+    kws_txq_pop(q, taken);
+    last = taken;
+  }
+  CHECK(fits);
+  return last;
+}
+
+static void test_txq_lines_in_order_across_the_wrap(void) {
+  uint8_t storage[100], out[4000];
+  char expected[4000], line[80];
+  kws_txq q;
+  size_t out_n = 0, expected_n = 0;
+  int i;
+  CHECK_EQ(kws_txq_init(&q, NULL, 8), -1);
+  CHECK_EQ(kws_txq_init(&q, storage, 0), -1);
+  CHECK_EQ(kws_txq_init(&q, storage, sizeof(storage)), 0);
+  for (i = 0; i < 60; ++i) {
+    const size_t n = (size_t)(5 + (i * 37) % 70);
+    memset(line, 'a' + i % 26, n - 1);
+    line[n - 1] = '\n';
+    CHECK_EQ(kws_txq_push(&q, line, n), 1);
+    memcpy(expected + expected_n, line, n);
+    expected_n += n;
+    drain(&q, out, &out_n, i % 3 == 0 ? 17u : KWS_TXQ_USB_PACKET);
+  }
+  CHECK_EQ(out_n, expected_n);
+  CHECK(memcmp(out, expected, expected_n) == 0);
+  CHECK_EQ(kws_txq_dropped(&q), 0);
+  CHECK_EQ(kws_txq_pending(&q), 0);
+}
+
+static void test_txq_drops_whole_lines_and_counts(void) {
+  uint8_t storage[100], out[200];
+  char line[60];
+  kws_txq q;
+  size_t out_n = 0;
+  kws_txq_init(&q, storage, sizeof(storage));
+  memset(line, 'x', sizeof(line));
+  CHECK_EQ(kws_txq_push(&q, line, 60), 1);
+  CHECK_EQ(kws_txq_push(&q, line, 41), 0); /* 40 bytes free: all or nothing */
+  CHECK_EQ(kws_txq_push(&q, line, 40), 1);
+  CHECK_EQ(kws_txq_push(&q, line, 1), 0);
+  CHECK_EQ(kws_txq_push(&q, line, 0), 1); /* nothing to send, nothing lost */
+  CHECK_EQ(kws_txq_dropped(&q), 2);
+  CHECK_EQ(kws_txq_pending(&q), 100);
+  drain(&q, out, &out_n, KWS_TXQ_USB_PACKET);
+  CHECK_EQ(out_n, 100);
+  CHECK_EQ(kws_txq_push(&q, line, 30), 1);
+  kws_txq_clear(&q); /* the host closed the port */
+  CHECK_EQ(kws_txq_pending(&q), 0);
+  CHECK_EQ(kws_txq_dropped(&q), 2);
+  CHECK_EQ(kws_txq_packet(&q, out, KWS_TXQ_USB_PACKET), 0);
+}
+
+static void test_txq_burst_never_ends_on_a_full_packet(void) {
+  /* Issue 10: with no zero-length packet after a full one, a line of 64 or
+   * 128 bytes could sit in the host until the next line. Every burst, of any
+   * length, must end with a short packet. */
+  uint8_t storage[1024], out[1024];
+  char line[600];
+  kws_txq q;
+  size_t n;
+  int short_end = 1, whole = 1;
+  kws_txq_init(&q, storage, sizeof(storage));
+  memset(line, 'y', sizeof(line));
+  for (n = 1; n <= sizeof(line); ++n) {
+    size_t out_n = 0;
+    kws_txq_push(&q, line, n);
+    short_end = short_end &&
+                drain(&q, out, &out_n, KWS_TXQ_USB_PACKET) < KWS_TXQ_USB_PACKET;
+    whole = whole && out_n == n;
+  }
+  CHECK(short_end);
+  CHECK(whole);
+  /* Two lines that together make 128 bytes. */
+  {
+    size_t out_n = 0;
+    kws_txq_push(&q, line, 100);
+    kws_txq_push(&q, line, 28);
+    CHECK(drain(&q, out, &out_n, KWS_TXQ_USB_PACKET) < KWS_TXQ_USB_PACKET);
+    CHECK_EQ(out_n, 128);
+  }
+  CHECK_EQ(kws_txq_dropped(&q), 0);
+}
+
 /* ---------------- features ---------------- */
 
 static void test_scale_known_values(void) {
@@ -758,10 +981,19 @@ int main(void) {
   test_frame_oversize_length();
   test_frame_hidden_in_rejected_payload();
   test_frame_payload_checks();
+  test_frame_cut_off_swallows_hellos_without_idle_check();
+  test_frame_idle_drops_cut_off_frame();
+  test_frame_idle_rescans_a_hello_behind_the_cut();
+  test_frame_decoder_init_resets();
+  test_frame_after_bye_in_same_chunk();
   test_line_basic();
   test_line_known_crc();
   test_line_truncation();
   test_line_limits();
+  test_elapsed_ms();
+  test_txq_lines_in_order_across_the_wrap();
+  test_txq_drops_whole_lines_and_counts();
+  test_txq_burst_never_ends_on_a_full_packet();
   test_scale_known_values();
   test_scale_large_multiplier();
   test_window();

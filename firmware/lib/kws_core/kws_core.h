@@ -4,9 +4,11 @@
 #ifndef KWS_CORE_H_
 #define KWS_CORE_H_
 
+#include "kws_clock.h"
 #include "kws_features.h"
 #include "kws_protocol.h"
 #include "kws_recognizer.h"
 #include "kws_ring.h"
+#include "kws_txq.h"
 
 #endif /* KWS_CORE_H_ */

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "kws_clock.h"
+
 /* ---- CRCs ---- */
 
 uint8_t kws_crc8(const uint8_t* data, size_t n) {
@@ -47,6 +49,7 @@ void kws_frame_decoder_init(kws_frame_decoder* dec) {
   dec->start = 0u;
   dec->len = 0u;
   dec->consume = 0u;
+  dec->last_rx_ms = 0u;
 }
 
 /* Looks for the next event in the buffered bytes. */
@@ -120,6 +123,21 @@ kws_frame_status kws_frame_decode(kws_frame_decoder* dec, const uint8_t* data,
     }
     dec->buf[dec->len++] = data[i++];
   }
+}
+
+int kws_frame_decoder_idle(kws_frame_decoder* dec, uint32_t now_ms, int fed) {
+  /* Bytes of a candidate not yet returned as an event. */
+  const size_t pending = dec->len - dec->start - dec->consume;
+  if (fed || pending == 0u) {
+    dec->last_rx_ms = now_ms;
+    return 0;
+  }
+  if (kws_elapsed_ms(now_ms, dec->last_rx_ms) <= KWS_FRAME_IDLE_MS) return 0;
+  /* As for a rejected frame: rescan from the byte after its start. */
+  dec->start += dec->consume;
+  dec->consume = 1u;
+  dec->last_rx_ms = now_ms;
+  return 1;
 }
 
 kws_frame_status kws_frame_check_payload(const kws_frame* frame) {

@@ -67,8 +67,10 @@ typedef struct {
   size_t start;
   size_t len;
   size_t consume; /* bytes to drop at the next call (the last event's) */
+  uint32_t last_rx_ms; /* when bytes last arrived (kws_frame_decoder_idle) */
 } kws_frame_decoder;
 
+/* Also the reset: forgets any partial frame (the host went away). */
 void kws_frame_decoder_init(kws_frame_decoder* dec);
 
 /* Feeds up to n bytes and stops at the first event. *used tells how many of
@@ -86,6 +88,23 @@ void kws_frame_decoder_init(kws_frame_decoder* dec);
  * payload pointer stays valid until the next call. */
 kws_frame_status kws_frame_decode(kws_frame_decoder* dec, const uint8_t* data,
                                   size_t n, size_t* used, kws_frame* frame);
+
+/* A host writes a frame in one go, so its bytes arrive within a few ms of
+ * each other. A partial frame that waited longer than this with the port idle
+ * was cut off (the host aborted mid-frame); waiting for its declared length
+ * would swallow the frames of the next connection. */
+#define KWS_FRAME_IDLE_MS 100u
+
+/* Call once per poll of the port, after the poll's bytes went through
+ * kws_frame_decode (up to KWS_FRAME_NEED_MORE). fed: nonzero when the poll
+ * read bytes, or read none because the device held the host back (flow
+ * control); zero when the port had nothing to read. When a partial frame has
+ * waited more than KWS_FRAME_IDLE_MS since bytes last arrived, it is rejected
+ * like a frame with a bad CRC and 1 is returned: then call kws_frame_decode
+ * with n == 0 until KWS_FRAME_NEED_MORE, because the bytes behind its sync
+ * byte are rescanned and may hold whole frames (a HELLO sent right after the
+ * abort). Elapsed time is wrap-safe (kws_elapsed_ms). */
+int kws_frame_decoder_idle(kws_frame_decoder* dec, uint32_t now_ms, int fed);
 
 /* Checks the payload size a frame type needs (HELLO 1, AUDIO even, CLIP_* 4,
  * BYE 0). The decoder does not: a frame with a good CRC is a real frame and
