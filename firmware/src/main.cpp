@@ -6,6 +6,7 @@
 #include "audio_provider.h"
 #include "feature_provider.h"
 #include "host_stream.h"
+#include "kws_clock.h"
 #include "model_runner.h"
 #include "pipeline.h"
 #include "responder.h"
@@ -19,6 +20,7 @@ constexpr uint32_t kHelloEveryMs = 10000;
 uint32_t g_last_stats_ms = 0;
 uint32_t g_last_hello_ms = 0;
 uint32_t g_reported_overruns = 0;
+bool g_host_connected = false;
 
 void on_input_changed(InputMode) { pipeline_reset(); }
 
@@ -37,7 +39,7 @@ uint32_t overruns() {
 }
 
 void send_periodic(uint32_t now_ms) {
-  if (now_ms - g_last_stats_ms >= kStatsEveryMs) {
+  if (kws_elapsed_ms(now_ms, g_last_stats_ms) >= kStatsEveryMs) {
     g_last_stats_ms = now_ms;
     const uint32_t lost = overruns();
     if (lost != g_reported_overruns) {
@@ -46,7 +48,8 @@ void send_periodic(uint32_t now_ms) {
     }
     pipeline_send_stats(host_stream_mode(), lost, host_stream_bad_frames());
   }
-  if (!host_stream_host_seen() && now_ms - g_last_hello_ms >= kHelloEveryMs) {
+  if (!host_stream_host_seen() &&
+      kws_elapsed_ms(now_ms, g_last_hello_ms) >= kHelloEveryMs) {
     g_last_hello_ms = now_ms;
     serial_send_hello(host_stream_mode());
   }
@@ -55,6 +58,7 @@ void send_periodic(uint32_t now_ms) {
 
 void setup() {
   Serial.begin(115200);  // USB CDC: the rate is nominal, never waited for
+  serial_setup();
   timing_setup();
   responder_setup();
   const char* detail = "";
@@ -74,14 +78,21 @@ void setup() {
 
 void loop() {
   const uint32_t now_ms = millis();
+  const bool connected = serial_host_connected();
+  if (g_host_connected && !connected) {  // the host closed the port
+    serial_disconnected();
+    host_stream_disconnected(kHandlers);
+  }
+  g_host_connected = connected;
   host_stream_poll(now_ms, kHandlers);
   kws_ring* mic = audio_provider_ring();
   if (host_stream_mode() == InputMode::kHost) {
     kws_ring_skip(mic, kws_ring_available(mic));  // the microphone is ignored
-    pipeline_run(host_stream_ring());
+    pipeline_run(host_stream_ring(), !host_stream_clip_open());
   } else if (audio_provider_ready()) {
-    pipeline_run(mic);
+    pipeline_run(mic, true);
   }
+  serial_pump();
   responder_update(now_ms);
   send_periodic(now_ms);
 }

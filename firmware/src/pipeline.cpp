@@ -77,7 +77,7 @@ void pipeline_reset() {
   g_clip_fe_us = 0;
 }
 
-void pipeline_run(kws_ring* ring) {
+void pipeline_run(kws_ring* ring, bool recognize) {
   const uint32_t step_start = timing_cycles();
   int16_t stride[KWS_FE_STRIDE_SAMPLES];
   while (kws_ring_available(ring) >= KWS_FE_STRIDE_SAMPLES) {
@@ -86,7 +86,8 @@ void pipeline_run(kws_ring* ring) {
     ++g_strides_since_inference;
     ++g_steps;
   }
-  if (g_strides_since_inference < KWS_INFERENCE_EVERY_STRIDES ||
+  if (!recognize ||
+      g_strides_since_inference < KWS_INFERENCE_EVERY_STRIDES ||
       !kws_window_full(feature_provider_window())) {
     return;
   }
@@ -130,6 +131,7 @@ void pipeline_send_stats(InputMode mode, uint32_t overruns,
   kws_line_add_uint(line, "inf_us_max", g_inf_stat.max_us);
   kws_line_add_uint(line, "overruns", overruns);
   kws_line_add_uint(line, "bad_frames", bad_frames);
+  kws_line_add_uint(line, "lines_dropped", serial_lines_dropped());
   kws_line_add_uint(line, "free_ram", timing_free_ram());
   kws_line_add_str(line, "mode", input_mode_name(mode));
   serial_send(line);

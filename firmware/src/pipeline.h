@@ -21,10 +21,12 @@ void pipeline_setup();
 // (CLIP_BEGIN, and every change of input).
 void pipeline_reset();
 
-// Runs every whole stride waiting in the ring through the front end, then one
-// inference if KWS_INFERENCE_EVERY_STRIDES strides passed: when the loop fell
-// behind, the backlog is featurized and only the newest window is scored.
-void pipeline_run(kws_ring* ring);
+// Runs every whole stride waiting in the ring through the front end, then,
+// if recognize, one inference if KWS_INFERENCE_EVERY_STRIDES strides passed:
+// when the loop fell behind, the backlog is featurized and only the newest
+// window is scored. Without recognize (a host-streamed clip, classified once
+// by pipeline_finish_clip) the front end alone runs: no DET, no LED.
+void pipeline_run(kws_ring* ring, bool recognize);
 
 // CLIP_END: runs all remaining audio (also a partial stride) through the front
 // end and one inference on the window, and sends RESULT.

@@ -14,11 +14,11 @@ constexpr uint32_t kLedOnMs = 500;
 struct Colour {
   bool r, g, b;
 };
-// Keyword i (in label order) gets colour i modulo the table.
+// Label i gets colour i modulo the table. Red alone is not in it: red
+// blinking means setup failed (responder_fail).
 constexpr Colour kColours[] = {{false, true, false}, {false, false, true},
-                               {true, false, false}, {true, true, false},
-                               {true, false, true},  {false, true, true},
-                               {true, true, true}};
+                               {true, true, false},  {true, false, true},
+                               {false, true, true},  {true, true, true}};
 
 bool g_led_on = false;
 uint32_t g_led_since_ms = 0;
@@ -56,6 +56,8 @@ void responder_detection(uint32_t t_ms, int label_index, uint8_t score,
   constexpr int kNumColours = sizeof(kColours) / sizeof(kColours[0]);
   set_led(kColours[label_index % kNumColours]);
   g_led_on = true;
+  // Later than the loop's now_ms (the inference ran in between):
+  // responder_update measures with kws_elapsed_ms, which reads that as 0.
   g_led_since_ms = millis();
 }
 
@@ -76,7 +78,7 @@ void responder_result(uint32_t clip_id, const uint8_t* scores,
 }
 
 void responder_update(uint32_t now_ms) {
-  if (g_led_on && now_ms - g_led_since_ms >= kLedOnMs) {
+  if (g_led_on && kws_elapsed_ms(now_ms, g_led_since_ms) >= kLedOnMs) {
     set_led({false, false, false});
     g_led_on = false;
   }
@@ -85,6 +87,7 @@ void responder_update(uint32_t now_ms) {
 void responder_fail(const char* code, const char* detail) {
   for (uint32_t tick = 0;; ++tick) {
     if (tick % 8 == 0) serial_send_err(code, detail);
+    serial_pump();
     set_led({tick % 2 == 0, false, false});
     delay(250);
   }

@@ -20,8 +20,9 @@ void responder_result(uint32_t clip_id, const uint8_t* scores,
 // Turns the LED off once it has been on long enough.
 void responder_update(uint32_t now_ms);
 
-// Setup failed: repeats ERR every 2 s and blinks red, never returns (running
-// a model that failed its checks would only produce wrong detections).
+// Setup failed: repeats ERR every 2 s and blinks red (no keyword's colour),
+// never returns (running a model that failed its checks would only produce
+// wrong detections).
 [[noreturn]] void responder_fail(const char* code, const char* detail);
 
 #endif  // NANO_KWS_RESPONDER_H_
