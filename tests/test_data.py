@@ -1,5 +1,6 @@
 """Data sources: splits, class mapping, bad files and augmentation."""
 
+import re
 import wave
 
 import numpy as np
@@ -76,14 +77,22 @@ def test_unknown_keyword_is_a_config_error(folder_dataset):
 
 def test_corrupt_files_are_reported_and_counted(folder_dataset, capsys):
     (folder_dataset / "alpha" / "spk00_nohash_0.wav").write_bytes(b"RIFF\x00\x00garbage")
+    (folder_dataset / "alpha" / "spk02_nohash_0.wav").write_bytes(b"RIFF")  # ends inside the header
     short = folder_dataset / "beta" / "spk01_nohash_0.wav"
     short.write_bytes(short.read_bytes()[:-1])  # half a sample: truncated data
+    cut = folder_dataset / "beta" / "spk03_nohash_0.wav"
+    cut.write_bytes(cut.read_bytes()[:-8000])  # whole samples, but 4,000 fewer than the header promises
     config = from_dict({"keywords": {"words": ["alpha", "beta"]}})
     dataset = data.load(config, [folder_dataset])
-    assert len(dataset.skipped) == 2
+    assert len(dataset.skipped) == 4
     assert any("spk00_nohash_0.wav: not a readable PCM WAV" in s for s in dataset.skipped)
     assert any("spk01_nohash_0.wav: truncated data" in s for s in dataset.skipped)
-    assert "skipped 2 unreadable files" in capsys.readouterr().err
+    assert any("spk03_nohash_0.wav: truncated data (the header promises 16000 frames, the file holds 12000)" in s
+               for s in dataset.skipped)
+    assert cut not in [path for split in dataset.splits.values() for path in split.paths]
+    assert all(re.search(r"\.wav: .*\(\S.*\)$", s) for s in dataset.skipped), dataset.skipped  # never "()"
+    err = capsys.readouterr().err
+    assert "skipped 4 unreadable files" in err and all(s in err for s in dataset.skipped)
 
 
 def test_other_rates_and_stereo_are_converted(tmp_path):

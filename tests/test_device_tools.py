@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from kws import audio, cli, monitor
+from kws.data import select_clips
 from kws.evaluate import ModelDir
 from kws.features import ClipFeatures
 from kws.sim import VirtualBoard
@@ -152,12 +153,15 @@ def test_bench_classifies_a_yes_clip_and_writes_the_report(board, tiny_model, sy
         (data / word).mkdir(parents=True)
         shutil.copy(_confident_clip(tiny_model, synth_data, word), data / word)
     report = tmp_path / "report"
-    assert cli.main(["bench", "--port", str(board.link), "--data", str(data), "--report", str(report),
-                     "--model", str(tiny_model)]) == 0
+    assert cli.main(["bench", "--port", str(board.link), "--data", str(data), "--split", "all", "--report",
+                     str(report), "--model", str(tiny_model)]) == 0
     summary = json.loads((report / "bench.json").read_text())
     clips = {clip["target"]: clip for clip in summary["clips"]}
     assert clips["yes"]["label"] == "yes"
-    assert summary["accuracy"]["clips"] == 2
+    # The clips `kws eval` scores on the same folder and split, no more, no fewer.
+    evaluated = select_clips(ModelDir(tiny_model).config, [data], "all")
+    assert summary["accuracy"]["clips"] == len(summary["clips"]) == len(evaluated.targets) >= 2
+    assert [clip["path"] for clip in summary["clips"]] == [str(path) for path in evaluated.paths]
     assert set(summary["latency_us"]) == {"fe_us", "inf_us", "step_us"}
     assert summary["energy"]["inference_us"] == board.est_m4_us and summary["energy"]["inference_uj"] > 0
     assert summary["throughput_clips_per_s"] > 0

@@ -4,6 +4,7 @@ hand arithmetic, and both commands end to end on the tiny model."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -170,9 +171,12 @@ def _copy_model(tiny_model, tmp_path):
 
 def test_report_end_to_end(tiny_model, synth_data, tmp_path):
     model = _copy_model(tiny_model, tmp_path)
+    card = (model / "model_card.json").read_bytes()
     out = tmp_path / "report"
     assert main(["report", "--model", str(model), "--data", str(synth_data), "--out", str(out),
                  "--stream-minutes", "0.5", "--unseen-noise", str(_noise_file(tmp_path))]) == 0
+    # A report written elsewhere is a trial: the model folder is left as it was.
+    assert (model / "model_card.json").read_bytes() == card and not (model / "report").exists()
     for name in ("report.md", "metrics.json", "confusion.png", "accuracy_vs_snr.png", "det.png", "latency.png"):
         assert (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
@@ -220,3 +224,33 @@ def test_calibrate_rewrites_only_the_recognizer_lines(tiny_model, synth_data, tm
         card["threshold"], card["average_window_ms"], card["suppression_ms"])
     assert card["measured"]["hours"] == pytest.approx(0.5 / 60, abs=1e-3) and card["measured"]["keywords"] > 0
     assert card["met_target"] == (card["measured"]["fa_per_hour"] <= 200)
+
+
+def test_a_failing_report_leaves_no_folder_behind(tiny_model, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", "--model", str(tiny_model), "--data", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_the_model_card_records_no_absolute_path(tiny_model, tmp_path):
+    from kws.export import update_card
+    from kws.paths import REPO_ROOT
+
+    model = _copy_model(tiny_model, tmp_path)
+    report = tmp_path / "elsewhere" / "report"
+    card = update_card(model, {"report": {"folder": str(report)}},
+                       f"kws report --model {model} --data {REPO_ROOT / 'data' / 'x'} --out={report}")
+    words = [word for text in _strings(json.loads((model / "model_card.json").read_text())) for word in text.split()]
+    assert not [word for word in words if "=/" in word or word.startswith("/")]
+    assert card["report"]["folder"] == os.path.relpath(report, REPO_ROOT)
+    assert card["recipe"][-1] == (f"kws report --model {os.path.relpath(model, REPO_ROOT)} --data data/x "
+                                  f"--out={os.path.relpath(report, REPO_ROOT)}")
+
+
+def _strings(value):
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return [value] if isinstance(value, str) else []

@@ -25,13 +25,19 @@ def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
             channels = wav.getnchannels()
             width = wav.getsampwidth()
             rate = wav.getframerate()
-            frames = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError) as error:
-        raise AudioError(f"{path}: not a readable PCM WAV file ({error})") from None
+            promised = wav.getnframes()
+            frames = wav.readframes(promised)
+    except EOFError:
+        raise AudioError(f"{path}: not a readable PCM WAV file (it ends inside its header)") from None
+    except wave.Error as error:
+        raise AudioError(f"{path}: not a readable PCM WAV file ({error or 'bad header'})") from None
     except OSError as error:
-        raise AudioError(f"{path}: cannot be read ({error.strerror or error})") from None
+        raise AudioError(f"{path}: cannot be read ({error.strerror or error or type(error).__name__})") from None
     if len(frames) % (width * channels):
         raise AudioError(f"{path}: truncated data ({len(frames)} bytes is not a whole number of frames)")
+    if len(frames) < promised * width * channels:
+        raise AudioError(f"{path}: truncated data (the header promises {promised} frames, the file holds "
+                         f"{len(frames) // (width * channels)})")
     samples = _pcm_to_float(frames, width, path)
     samples = samples.reshape(-1, channels).mean(axis=1)
     if rate != sample_rate:

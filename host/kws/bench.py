@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from kws import audio, data
+from kws import data
+from kws.clips import DEFAULT_SCORING_SPLIT
 from kws.config import Config
-from kws.device import Connection, DeviceError
+from kws.device import Connection
 from kws.evaluate import ModelDir, confusion, format_confusion
 from kws.monitor import percentile
 from kws.protocol import FrameType as F
@@ -32,29 +32,13 @@ RESULT_TIMEOUT_S = 30.0
 STAGES = ("fe_us", "inf_us", "step_us")
 
 
-@dataclass(frozen=True)
-class LabelledClip:
-    path: Path
-    target: int
-
-
-def labelled_clips(config: Config, source: str | Path, limit: int | None = None, seed: int = 0,
-                   split: str | None = None) -> list[LabelledClip]:
-    """The source's clips (of one split, when given) with the config's class of each (background-noise files and
-    unmapped words left out).
-
-    With a limit, a seeded random sample, so a class-sorted folder still gives every class a share.
-    """
-    clips = []
-    for clip in data.index_source(source, config.split):
-        if split is not None and clip.split != split:
-            continue
-        target = data.class_of(config, clip.word)
-        if target is not None:
-            clips.append(LabelledClip(clip.path, target))
-    if limit is not None and limit < len(clips):
-        picked = np.random.default_rng(seed).choice(len(clips), size=limit, replace=False)
-        clips = [clips[i] for i in sorted(picked)]
+def bench_clips(config: Config, source: str | Path, split: str, limit: int | None = None, seed: int = 0) -> data.Clips:
+    """The clips `kws eval` scores on the same folder and split (`data.select_clips`: the same selection and the
+    same rule for a bad file, which is skipped, named and counted). With a limit, a seeded random sample of them, so
+    a class-sorted folder still gives every class a share."""
+    clips = data.select_clips(config, [source], split)
+    if limit is not None and limit < len(clips.targets):
+        clips = clips.subset(sorted(np.random.default_rng(seed).choice(len(clips.targets), size=limit, replace=False)))
     return clips
 
 
@@ -76,28 +60,26 @@ def board_config(hello: Message, model: str | None) -> Config:
     return config
 
 
-def run_clips(connection: Connection, config: Config, clips: list[LabelledClip], out: TextIO) -> list[Message]:
+def run_clips(connection: Connection, clips: data.Clips, out: TextIO) -> list[Message]:
     """Sends every clip and collects its RESULT line, in order."""
     results = []
-    for clip_id, clip in enumerate(clips):
-        samples = audio.fit_length(audio.read_wav(clip.path, config.audio.sample_rate), config.clip_samples)
+    for clip_id, (samples, path) in enumerate(zip(clips.audio, clips.paths, strict=True)):
         connection.send(F.CLIP_BEGIN, clip_payload(clip_id))
         for payload in split_audio(samples.astype("<i2").tobytes()):
             connection.send(F.AUDIO, payload)
         connection.send(F.CLIP_END, clip_payload(clip_id))
         results.append(connection.wait_for(lambda m, i=clip_id: m.tag == "RESULT" and m.fields.get("clip") == str(i),
-                                           RESULT_TIMEOUT_S, f"RESULT of clip {clip_id} ({clip.path})"))
+                                           RESULT_TIMEOUT_S, f"RESULT of clip {clip_id} ({path})"))
         if (clip_id + 1) % 50 == 0:
-            print(f"{clip_id + 1}/{len(clips)} clips", file=out, flush=True)
+            print(f"{clip_id + 1}/{len(clips.targets)} clips", file=out, flush=True)
     return results
 
 
-def summarize(config: Config, hello: Message, clips: list[LabelledClip], results: list[Message],
-              seconds: float) -> dict:
+def summarize(config: Config, hello: Message, clips: data.Clips, results: list[Message], seconds: float) -> dict:
     """accuracy, confusion, latency percentiles, throughput and energy as one JSON-able dict."""
     from kws.cost import energy
 
-    targets = np.array([clip.target for clip in clips], np.int64)
+    targets = clips.targets
     predictions = np.array([result.get_int("idx") for result in results], np.int64)
     latency = {stage: {f"p{q}": percentile([r.get_int(stage) for r in results], q) for q in (50, 90, 99)}
                for stage in STAGES}
@@ -112,16 +94,17 @@ def summarize(config: Config, hello: Message, clips: list[LabelledClip], results
         "board": {key: hello.fields.get(key) for key in ("model", "model_id", "fw", "timing", "clock_hz")},
         "accuracy": confusion(config.labels, targets, predictions),
         "latency_us": latency,
-        "throughput_clips_per_s": round(len(clips) / seconds, 2),
+        "throughput_clips_per_s": round(len(targets) / seconds, 2),
         "energy": {"inference_us": round(inference_us, 1), "inference_us_source": inference_source,
                    "inference_uj": round(power.inference_uj, 2), "duty_cycle": round(power.duty_cycle, 4),
                    "average_mw": round(power.average_mw, 3),
                    "inferences_per_s": round(1000 / (config.frontend.stride_ms * rec.inference_every_strides), 2),
                    "board": {"voltage": config.board.voltage, "active_ma": config.board.active_ma,
                              "idle_ma": config.board.idle_ma, "clock_hz": config.board.clock_hz}},
-        "clips": [{"path": str(clip.path), "target": config.labels[clip.target], "label": result.fields["label"],
-                   **{stage: result.get_int(stage) for stage in STAGES}} for clip, result in zip(clips, results,
-                                                                                                 strict=True)],
+        "data": {"sources": clips.sources, "split": clips.split, "skipped": clips.skipped},
+        "clips": [{"path": str(path), "target": config.labels[target], "label": result.fields["label"],
+                   **{stage: result.get_int(stage) for stage in STAGES}}
+                  for path, target, result in zip(clips.paths, targets, results, strict=True)],
     }
 
 
@@ -163,19 +146,17 @@ def plot(summary: dict, report: Path) -> None:
 
 
 def run(port: str | None, source: str, report: str | None, limit: int | None, model: str | None,
-        out: TextIO | None = None, split: str | None = None) -> int:
+        out: TextIO | None = None, split: str = DEFAULT_SCORING_SPLIT) -> int:
     """`kws bench`; returns the exit status."""
     out = out or sys.stdout
     with Connection(port, notice=lambda text: print(text, file=out, flush=True)) as connection:
         hello = connection.handshake()
         config = board_config(hello, model)
-        clips = labelled_clips(config, source, limit, split=split)
-        if not clips:
-            raise DeviceError(f"{source}: no clips of the classes {', '.join(config.labels)}")
-        print(f"benchmarking {hello.fields.get('model')} on {connection.port} with {len(clips)} clips", file=out,
+        clips = bench_clips(config, source, split, limit)
+        print(f"benchmarking {hello.fields.get('model')} on {connection.port} with {clips.describe()}", file=out,
               flush=True)
         start = time.monotonic()
-        results = run_clips(connection, config, clips, out)
+        results = run_clips(connection, clips, out)
         seconds = time.monotonic() - start
         connection.send(F.BYE)
     summary = summarize(config, hello, clips, results, seconds)

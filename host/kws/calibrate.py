@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from kws import config as config_module
-from kws import report, streaming
+from kws import data, report, streaming
 from kws.evaluate import ModelDir
 
 THRESHOLDS = tuple(range(80, 251, 10))
@@ -74,7 +74,8 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
     target = config.recognizer.false_accepts_per_hour if target is None else target
     if target <= 0:
         raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
-    clips = report.held_out(model_dir, sources, split)
+    clips = data.select_clips(config, sources, split)
+    print(f"calibrating on {clips.describe()}", file=sys.stderr)
     background = (report.noise_sources(noise, False, config.audio.sample_rate)
                   or report.generated_sources(config.audio.sample_rate))
     streams, traces = report.stream_traces(model_dir, clips, background, minutes, snr_db, backend, seed)

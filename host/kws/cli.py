@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
-from kws import cache_dir
+from kws import __version__, cache_dir
+from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
+from kws.paths import REPO_ROOT
+
+DEFAULT_MODEL = REPO_ROOT / "models" / "speech_commands_12"  # what `pio run` builds: the shipped default
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +24,8 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                              "validation and test hold real speakers only)")
     parser.add_argument("--noise", nargs="*", default=[], metavar="PATH",
                         help="extra background-noise files or folders for augmentation")
-    parser.add_argument("--no-cache", action="store_true", help="recompute features instead of using the cache")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="recompute the features instead of reading them from the cache (~/.cache/nano-kws)")
 
 
 def _features(config: object, args: argparse.Namespace) -> object:
@@ -70,10 +76,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _claim_model_folder(out: Path, force: bool) -> None:
+    """Refuses to export over an existing model unless forced; forced, removes what described the old model (its
+    report/ and model card), so nothing stale sits beside the new one. Checked before any work is done."""
+    if not (out / "model.tflite").exists() and not (out / "model_card.json").exists():
+        return
+    if not force:
+        raise FileExistsError(f"{out} already holds a model: choose another --out, or pass --force to replace it "
+                              "(its report/ and model_card.json are removed)")
+    shutil.rmtree(out / "report", ignore_errors=True)
+    (out / "model_card.json").unlink(missing_ok=True)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from kws import config as config_module
     from kws.export import export
 
+    _claim_model_folder(Path(args.out), args.force)
     config = config_module.load(args.config)
     data = _features(config, args)
     train_log = Path(args.model).parent / "train.json"
@@ -87,24 +106,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from kws.data import empty_split_message, features
+    from kws.data import select_clips
     from kws.evaluate import ModelDir, evaluate, format_confusion
     from kws.export import update_card
+    from kws.features import ClipFeatures
 
     model_dir = ModelDir(args.model)
-    data = features(model_dir.config, args.data, (), None if args.no_cache else cache_dir("features"))
-    splits = ("train", "validation", "test") if args.split == "all" else (args.split,)
-    import numpy as np
-
-    # The split's own clips only: the train split also holds augmented copies, which are not clips to score.
-    raw, targets = (np.concatenate(arrays) for arrays in zip(*(data.clips(s) for s in splits), strict=True))
-    if not len(raw):
-        print(empty_split_message(model_dir.config, args.split, args.data), file=sys.stderr)
-        return 2
-    result = evaluate(model_dir, raw, targets, args.backend)
-    result["data"] = {"sources": args.data, "split": args.split}
+    clips = select_clips(model_dir.config, args.data, args.split)
+    print(f"scoring {clips.describe()}", file=sys.stderr)
+    raw = ClipFeatures(model_dir.config).raw_batch(clips.audio, len(clips.audio), "features")
+    result = evaluate(model_dir, raw, clips.targets, args.backend)
+    result["data"] = {"sources": args.data, "split": args.split, "skipped": clips.skipped}
     print(format_confusion(result["int8"]))
-    line = f"int8 accuracy {result['int8']['accuracy']:.4f} on {result['int8']['clips']} clips"
+    line = f"int8 accuracy {result['int8']['accuracy']:.4f} on {result['int8']['clips']} clips ({args.split} split)"
     if "float" in result:
         line += f"; float {result['float']['accuracy']:.4f}"
     print(line)
@@ -124,36 +138,46 @@ def cmd_report(args: argparse.Namespace) -> int:
     from kws.report import run
 
     return run(args.model, args.data, args.noise, args.unseen_noise, args.out, args.stream_minutes, args.stream_snr,
-               args.backend, args.split, args.bench, args.seed, command=" ".join(["kws", *sys.argv[1:]]))
+               args.backend, args.split, args.bench, args.seed, command=args.command_line,
+               update_card=args.update_card)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from kws.calibrate import run
 
     return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
-               args.backend, args.split, args.seed, command=" ".join(["kws", *sys.argv[1:]]))
+               args.backend, args.split, args.seed, command=args.command_line)
 
 
 def _snr(text: str) -> float | None:
     return None if text == "clean" else float(text)
 
 
-def _add_stream_arguments(parser: argparse.ArgumentParser, split: str) -> None:
-    """What `kws report` and `kws calibrate` share: the model, the held-out data and the evaluation streams."""
-    parser.add_argument("--model", required=True, help="model folder from kws export")
+def _add_scoring_arguments(parser: argparse.ArgumentParser, split: str = DEFAULT_SCORING_SPLIT) -> None:
+    """What every command that scores a model on clips shares (eval, report, calibrate): one clip selection."""
+    parser.add_argument("--model", required=True, metavar="DIR", help="model folder from kws export")
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="data folders; the model config's classes over them")
-    parser.add_argument("--split", default=split, choices=["heldout", "validation", "test", "all"],
-                        help=f"which clips (heldout: validation + test; default {split})")
+    _add_split_argument(parser, split)
+    parser.add_argument("--backend", default="litert", choices=["tflm", "litert"],
+                        help="int8 runtime: litert (bit-identical to tflm, faster) or tflm (the board's)")
+
+
+def _add_split_argument(parser: argparse.ArgumentParser, split: str) -> None:
+    parser.add_argument("--split", default=split, choices=list(SPLIT_CHOICES),
+                        help="which clips: heldout = validation + test speakers; all includes the training "
+                             "speakers (for a test set kept apart)")
+
+
+def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `kws report` and `kws calibrate` share: the noise and the evaluation streams."""
     parser.add_argument("--noise", nargs="*", default=[], metavar="PATH",
-                        help="noise sources, each file or folder one source (default: generated white/pink/brown); "
-                             "also the streams' background")
+                        help="noise sources, each file or folder one source, also the streams' background "
+                             "(none given: generated white/pink/brown noise)")
     parser.add_argument("--stream-minutes", type=float, default=10.0, metavar="M",
                         help="length of each evaluation stream (keywords; non-keywords)")
     parser.add_argument("--stream-snr", type=_snr, default=10.0, metavar="DB",
                         help="background level of the streams, dB below the clips ('clean': none)")
-    parser.add_argument("--backend", default="litert", choices=["tflm", "litert"],
-                        help="int8 runtime: litert (default, identical outputs, faster) or tflm (the board's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream construction")
 
 
@@ -190,109 +214,130 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run(args.port, args.data, args.report, args.limit, args.model, split=args.split)
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless it has none worth showing (off, empty, required)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == []
+        if action.required or unset or action.default == argparse.SUPPRESS or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _command(commands: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=text, description=text, formatter_class=_HelpWithDefaults)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kws", description="Keyword spotting for the Arduino Nano 33 BLE Sense.")
+    parser = argparse.ArgumentParser(prog="kws", description="Keyword spotting for the Arduino Nano 33 BLE Sense.",
+                                     formatter_class=_HelpWithDefaults)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    data = commands.add_parser("data", help="get or make training data").add_subparsers(dest="data_command",
-                                                                                       required=True)
-    download = data.add_parser("download", help="download Speech Commands (official archives, checksummed)")
-    download.add_argument("--version", default="v0.02", choices=["v0.01", "v0.02"])
-    download.add_argument("--root", required=True, help="folder to download and extract into")
+    data = _command(commands, "data", "get or make training data").add_subparsers(dest="data_command",
+                                                                                   required=True)
+    download = _command(data, "download", "download Speech Commands (official archives, checksummed)")
+    download.add_argument("--version", default="v0.02", choices=["v0.01", "v0.02"], help="dataset version")
+    download.add_argument("--root", required=True, metavar="DIR", help="folder to download and extract into")
     download.add_argument("--test-set", action="store_true", help="the official test-set archive")
     download.set_defaults(handler=cmd_data_download)
-    synth = data.add_parser("synth", help="render the config's keywords (and unknown words) with espeak-ng or flite")
-    synth.add_argument("--config", required=True)
-    synth.add_argument("--out", required=True)
+    synth = _command(data, "synth", "render the config's keywords (and unknown words) with espeak-ng or flite")
+    synth.add_argument("--config", required=True, metavar="TOML", help="the config whose words to render")
+    synth.add_argument("--out", required=True, metavar="DIR", help="output folder (<word>/*.wav)")
     synth.add_argument("--engine", default="espeak-ng", choices=["espeak-ng", "flite"],
                        help="espeak-ng (any language) or flite (English voices of real speakers, each at 5 "
                             "vocal-tract warps)")
     synth.add_argument("--language", default="en", help="espeak-ng language (en, ar, de, ...)")
-    synth.add_argument("--voices", nargs="*", help="espeak-ng voices (default: the language's accents) or flite "
-                                                   "voices (default: kal16 awb rms slt)")
-    synth.add_argument("--variants", nargs="*", help="espeak-ng variants such as m3 f2 (default: eight)")
-    synth.add_argument("--unknown-words", type=int, default=20, help="how many non-keyword words to render")
-    synth.add_argument("--workers", type=int, default=2)
+    synth.add_argument("--voices", nargs="*", help="espeak-ng voices (none given: the language's accents) or flite "
+                                                   "voices (none given: kal16 awb rms slt)")
+    synth.add_argument("--variants", nargs="*", help="espeak-ng variants such as m3 f2 (none given: eight)")
+    synth.add_argument("--unknown-words", type=int, default=20, metavar="N", help="how many non-keyword words to render")
+    synth.add_argument("--workers", type=int, default=2, metavar="N", help="parallel synthesis processes")
     synth.set_defaults(handler=cmd_data_synth)
 
-    train = commands.add_parser("train", help="train the config's model")
-    train.add_argument("--config", required=True)
+    train = _command(commands, "train", "train the config's model")
+    train.add_argument("--config", required=True, metavar="TOML", help="the problem definition (configs/*.toml)")
     _add_data_arguments(train)
-    train.add_argument("--out", required=True, help="run folder for the model and its training log")
+    train.add_argument("--out", required=True, metavar="DIR", help="run folder for the model and its training log")
     train.set_defaults(handler=cmd_train)
 
-    export = commands.add_parser("export", help="int8 .tflite + C array + model_settings.h")
-    export.add_argument("--config", required=True)
-    export.add_argument("--model", required=True, help="trained model (model.keras from kws train)")
+    export = _command(commands, "export", "int8 .tflite + C array + model_settings.h")
+    export.add_argument("--config", required=True, metavar="TOML", help="the config the model was trained with")
+    export.add_argument("--model", required=True, metavar="FILE", help="trained model (model.keras from kws train)")
     _add_data_arguments(export)
-    export.add_argument("--out", required=True, help="model folder, e.g. models/yes_no")
+    export.add_argument("--out", required=True, metavar="DIR", help="model folder, e.g. models/speech_commands_12")
+    export.add_argument("--force", action="store_true",
+                        help="replace the model already in --out, removing its stale report/ and model card")
     export.set_defaults(handler=cmd_export)
 
-    evaluate = commands.add_parser("eval", help="accuracy and confusion, int8 (TFLM) vs float")
-    evaluate.add_argument("--model", required=True, help="model folder from kws export")
-    evaluate.add_argument("--data", nargs="+", required=True, metavar="DIR")
-    evaluate.add_argument("--split", default="all", choices=["all", "train", "validation", "test"])
-    evaluate.add_argument("--backend", default="tflm", choices=["tflm", "litert"],
-                          help="int8 runtime: tflm (the board's) or litert (identical outputs, faster)")
-    evaluate.add_argument("--json", help="write the full result as JSON")
+    evaluate = _command(commands, "eval", "accuracy and confusion, int8 (the board's arithmetic) vs float")
+    _add_scoring_arguments(evaluate)
+    evaluate.add_argument("--json", metavar="FILE", help="write the full result as JSON")
     evaluate.add_argument("--update-card", action="store_true", help="record the accuracy in model_card.json")
-    evaluate.add_argument("--no-cache", action="store_true")
     evaluate.set_defaults(handler=cmd_eval)
 
-    report = commands.add_parser("report", help="accuracy, noise robustness, streaming FA/h and FRR, device cost "
-                                                "and memory: report.md, metrics.json and plots")
-    _add_stream_arguments(report, split="heldout")
+    report = _command(commands, "report", "accuracy, noise robustness, streaming FA/h and FRR, device cost and "
+                                          "memory: report.md, metrics.json and plots")
+    _add_scoring_arguments(report)
+    _add_stream_arguments(report)
     report.add_argument("--unseen-noise", nargs="*", default=[], metavar="PATH",
                         help="noise sources never used in training, reported separately as unseen")
-    report.add_argument("--out", metavar="DIR", help="report folder (default: <model>/report)")
+    report.add_argument("--out", metavar="DIR", help="report folder (none given: <model>/report)")
+    report.add_argument("--update-card", action="store_true",
+                        help="record the report in model_card.json even though --out is not the model's report/ "
+                             "(a report to <model>/report is always recorded)")
     report.add_argument("--bench", metavar="JSON", help="bench.json of `kws bench` on a board, shown beside the "
                                                         "estimates")
     report.set_defaults(handler=cmd_report)
 
-    calibrate = commands.add_parser("calibrate", help="tune the recognizer for a false-accepts-per-hour target and "
-                                                      "write it into the model folder")
-    _add_stream_arguments(calibrate, split="validation")
+    calibrate = _command(commands, "calibrate", "tune the recognizer for a false-accepts-per-hour target and "
+                                                "write it into the model folder")
+    # Tuning on the test speakers would make every later test figure optimistic: calibrate fits on validation.
+    _add_scoring_arguments(calibrate, split="validation")
+    _add_stream_arguments(calibrate)
     calibrate.add_argument("--target-fa-per-hour", type=float, metavar="X",
-                           help="default: the model config's recognizer.false_accepts_per_hour")
+                           help="none given: the model config's recognizer.false_accepts_per_hour")
     calibrate.set_defaults(handler=cmd_calibrate)
 
-    quickstart = commands.add_parser("quickstart", help="offline demo: synthetic yes/no → train → export → eval")
-    quickstart.add_argument("--out", default="runs/quickstart")
-    quickstart.add_argument("--config", default=str(Path(__file__).resolve().parents[2] / "configs/quickstart.toml"))
+    quickstart = _command(commands, "quickstart", "offline demo: synthetic yes/no → train → export → eval")
+    quickstart.add_argument("--out", default="runs/quickstart", metavar="DIR", help="folder for everything it makes")
+    quickstart.add_argument("--config", default=str(REPO_ROOT / "configs/quickstart.toml"), metavar="TOML",
+                            help="the demo's config")
     quickstart.set_defaults(handler=cmd_quickstart)
 
-    sim = commands.add_parser("sim", help="a virtual board on a pseudo-terminal, speaking the board's protocol")
-    sim.add_argument("--model", default=str(Path(__file__).resolve().parents[2] / "models/yes_no"),
-                     help="model folder from kws export")
+    sim = _command(commands, "sim", "a virtual board on a pseudo-terminal, speaking the board's protocol")
+    sim.add_argument("--model", default=str(DEFAULT_MODEL), metavar="DIR",
+                     help="model folder from kws export; the default is the shipped default model")
     source = sim.add_mutually_exclusive_group()
     source.add_argument("--audio", metavar="WAV", help="the board's own input: a recording played in real time, looped")
     source.add_argument("--mic", action="store_true", help="the board's own input: the host's microphone")
     sim.add_argument("--link", metavar="PATH", help="keep a symlink to the pty here (a stable --port for the tools)")
     sim.add_argument("--backend", default="tflm", choices=["tflm", "litert"],
-                     help="int8 runtime: tflm (the board's) or litert (identical outputs, faster)")
+                     help="int8 runtime: tflm (the board's) or litert (bit-identical, faster)")
     sim.set_defaults(handler=cmd_sim)
 
-    port_help = "serial port (default: the Arduino found by USB vendor id)"
-    monitor = commands.add_parser("monitor", help="print a board's detections and latency live")
+    port_help = "serial port (none given: the Arduino found by USB vendor id)"
+    monitor = _command(commands, "monitor", "print a board's detections and latency live")
     monitor.add_argument("--port", help=port_help)
     monitor.add_argument("--log", metavar="FILE", help="append one JSON object per detection")
-    monitor.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: Ctrl-C)")
+    monitor.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (none given: Ctrl-C)")
     monitor.set_defaults(handler=cmd_monitor)
 
-    stream = commands.add_parser("stream", help="send audio to the board (host-stream mode), print its detections")
+    stream = _command(commands, "stream", "send audio to the board (host-stream mode), print its detections")
     stream.add_argument("--port", help=port_help)
     stream.add_argument("--mic", action="store_true", help="stream the host's microphone until Ctrl-C")
     stream.add_argument("wav", nargs="*", metavar="WAV", help="recordings to stream, one after another")
     stream.add_argument("--fast", action="store_true", help="as fast as the board takes audio, not in real time")
     stream.set_defaults(handler=cmd_stream)
 
-    bench = commands.add_parser("bench", help="accuracy, latency, throughput and energy on the board")
+    bench = _command(commands, "bench", "accuracy, latency, throughput and energy on the board")
     bench.add_argument("--port", help=port_help)
     bench.add_argument("--data", required=True, metavar="DIR", help="labelled clips (a data source kws train reads)")
+    _add_split_argument(bench, DEFAULT_SCORING_SPLIT)
     bench.add_argument("--report", metavar="DIR", help="write bench.json, bench.md and plots here")
-    bench.add_argument("--limit", type=int, metavar="N", help="a seeded random sample of N clips")
-    bench.add_argument("--model", metavar="DIR", help="the board's model folder (default: models/<HELLO model>)")
-    bench.add_argument("--split", choices=["train", "validation", "test"], help="only the clips of this split")
+    bench.add_argument("--limit", type=int, metavar="N", help="a seeded random sample of N clips (none given: all)")
+    bench.add_argument("--model", metavar="DIR", help="the board's model folder (none given: models/<HELLO model>)")
     bench.set_defaults(handler=cmd_bench)
     return parser
 
@@ -308,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (ConfigError, AudioError, FileNotFoundError, ValueError, RuntimeError) as error:
+    except (ConfigError, AudioError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
         print(f"kws {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SPLITS = ("train", "validation", "test")
+# The clips a scoring command (eval, report, calibrate, bench) uses, by --split. Held-out (validation + test) is the
+# default: it is the honest figure whatever the folder, and a folder kept apart as a test set (only a test.csv) is
+# all test clips anyway. `all` includes the training speakers.
+SPLIT_CHOICES = {"heldout": ("validation", "test"), "validation": ("validation",), "test": ("test",),
+                 "train": ("train",), "all": SPLITS}
+DEFAULT_SCORING_SPLIT = "heldout"
 
 
 @dataclass(frozen=True)

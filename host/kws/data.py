@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from kws import audio
-from kws.clips import SPLITS, Clip
+from kws.clips import SPLIT_CHOICES, SPLITS, Clip
 from kws.config import Config, ConfigError
 from kws.config import Split as SplitConfig
 from kws.features import ClipFeatures, to_float
@@ -137,7 +137,7 @@ class Dataset:
 
 
 def load(config: Config, sources: list[str | Path], noise: list[str | Path] = (), seed: int | None = None,
-         splits: tuple[str, ...] = SPLITS, train_only: list[str | Path] = ()) -> Dataset:
+         splits: tuple[str, ...] = SPLITS, train_only: list[str | Path] = (), for_training: bool = True) -> Dataset:
     """Indexes the sources, maps words to the config's classes, balances silence/unknown and loads the audio.
 
     Every clip of a `train_only` source is a training clip (synthetic speech beside real speech: validation and
@@ -146,6 +146,8 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
     seeded by the source's folder name, so a held-out split is the same clips whatever other sources are loaded.
     Only the audio of `splits` is read (the others come back empty), but every split's clips are still drawn, so a
     held-out split holds exactly the clips it holds when all are loaded (`kws eval` and `kws report` agree).
+    Loaded `for_training`, every keyword must have training clips; to evaluate, a source may hold no training
+    clips at all (a test set kept apart, e.g. a folder with only a test.csv).
     """
     seed = config.training.seed if seed is None else seed
     rng = np.random.default_rng(seed)
@@ -155,7 +157,8 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
     clips = [clip for _, source_clips in indexed for clip in source_clips]
     labels = config.labels
     keyword_index = {word: labels.index(word) for word in config.keywords.words}
-    _check_keywords(config, clips, [*sources, *train_only])
+    if for_training:
+        _check_keywords(config, clips, [*sources, *train_only])
 
     skipped: list[str] = []
     noise_paths = [clip.path for clip in clips if clip.word == NOISE_WORD]
@@ -190,9 +193,51 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
                          skipped)
         loaded[split_name] = split if split_name in splits else Split()
     if skipped:
-        print(f"skipped {len(skipped)} unreadable files, first: {skipped[0]}", file=sys.stderr)
+        print(f"skipped {len(skipped)} unreadable files:\n  " + "\n  ".join(skipped), file=sys.stderr)
     return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources], config.audio.sample_rate,
                    [str(s) for s in train_only])
+
+
+@dataclass
+class Clips:
+    """The labelled one-second clips a command scores, and which selection they are."""
+
+    audio: list[np.ndarray]  # int16, clip_samples each
+    targets: np.ndarray
+    paths: list[Path]  # generated silence crops are named "<silence i>"
+    sources: list[str]
+    split: str
+    skipped: list[str]
+
+    def counts(self, labels: tuple[str, ...]) -> dict[str, int]:
+        return {label: int(np.sum(self.targets == i)) for i, label in enumerate(labels)}
+
+    def describe(self) -> str:
+        """What every scoring command prints before it scores: how many clips, which split, of what."""
+        skipped = f", {len(self.skipped)} unreadable files skipped" if self.skipped else ""
+        return (f"{len(self.targets)} clips of split '{self.split}' ({' + '.join(SPLIT_CHOICES[self.split])}) of "
+                f"{', '.join(self.sources)}{skipped}")
+
+    def subset(self, indices: list[int]) -> Clips:
+        return Clips([self.audio[i] for i in indices], self.targets[indices], [self.paths[i] for i in indices],
+                     self.sources, self.split, self.skipped)
+
+
+def select_clips(config: Config, sources: list[str | Path], split: str) -> Clips:
+    """The one clip selection of every scoring command: the config's classes over the sources (unknown words and
+    silence balanced as in training), the clips of `split`. An unreadable or truncated file is skipped, named and
+    counted (`load`), never fatal and never padded into a clip."""
+    if split not in SPLIT_CHOICES:
+        raise ValueError(f"unknown split '{split}' (choose from {', '.join(SPLIT_CHOICES)})")
+    dataset = load(config, sources, splits=SPLIT_CHOICES[split], for_training=False)
+    recordings, targets, paths = [], [], []
+    for name in SPLIT_CHOICES[split]:
+        recordings += dataset.splits[name].audio
+        targets += dataset.splits[name].targets
+        paths += dataset.splits[name].paths
+    if not recordings:
+        raise DataError(empty_split_message(config, split, sources))
+    return Clips(recordings, np.asarray(targets, np.int64), paths, [str(s) for s in sources], split, dataset.skipped)
 
 
 def _draw_unknown(config: Config, source: Path, clips: list[Clip], split: str, seed: int) -> list[Clip]:

@@ -19,6 +19,7 @@ from kws import __version__
 from kws.config import Config, Recognizer
 from kws.data import Features
 from kws.features import Int8Scaling
+from kws.paths import portable
 from kws.runtime import TFLITE_SCHEMA_VERSION, Int8Model, measure_arena, model_ops, schema_version
 from kws.runtime import model_id as runtime_model_id
 
@@ -160,6 +161,7 @@ def update_card(out_dir: Path, fields: dict, command: str | None = None) -> dict
     if command:
         step = command.split()[:2]  # "kws calibrate"
         card["recipe"] = [line for line in card.get("recipe", []) if line.split()[:2] != step] + [command]
+    card = portable(card)  # the card is tracked in git: no absolute path of this machine in it
     path.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     return card
 

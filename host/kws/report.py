@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,28 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from kws import audio, data, streaming
-from kws.clips import SPLITS
 from kws.config import Config
 from kws.evaluate import ModelDir, confusion, evaluate, format_confusion, int8_outputs
 from kws.features import ClipFeatures
 
-SPLIT_CHOICES = {"heldout": ("validation", "test"), "validation": ("validation",), "test": ("test",), "all": SPLITS}
 SNRS_DB = (None, 20.0, 10.0, 5.0, 0.0)  # None: the clips as recorded
 DET_THRESHOLDS = tuple(range(0, 256, 8)) + (255,)
 NOISE_SEED = 1234
-
-
-@dataclass
-class Clips:
-    """The labelled one-second clips a report is computed on."""
-
-    audio: list[np.ndarray]  # int16, clip_samples each
-    targets: np.ndarray
-    sources: list[str]
-    split: str
-
-    def counts(self, labels: tuple[str, ...]) -> dict[str, int]:
-        return {label: int(np.sum(self.targets == i)) for i, label in enumerate(labels)}
 
 
 @dataclass
@@ -56,18 +42,6 @@ class NoiseSource:
     audio: list[np.ndarray]  # float
     origin: str
     unseen: bool
-
-
-def held_out(model_dir: ModelDir, sources: list[str], split: str) -> Clips:
-    """The model's classes over the sources, the clips of `split` (the same clips `kws eval` uses)."""
-    dataset = data.load(model_dir.config, sources, splits=SPLIT_CHOICES[split])
-    recordings, targets = [], []
-    for name in SPLIT_CHOICES[split]:
-        recordings += dataset.splits[name].audio
-        targets += dataset.splits[name].targets
-    if not recordings:
-        raise ValueError(data.empty_split_message(model_dir.config, split, sources))
-    return Clips(recordings, np.asarray(targets, np.int64), [str(s) for s in sources], split)
 
 
 def noise_sources(paths: list[str], unseen: bool, sample_rate: int) -> list[NoiseSource]:
@@ -112,7 +86,7 @@ def _card(model_dir: ModelDir) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def noise_robustness(model_dir: ModelDir, clips: Clips, clean_raw: np.ndarray, sources: list[NoiseSource],
+def noise_robustness(model_dir: ModelDir, clips: data.Clips, clean_raw: np.ndarray, sources: list[NoiseSource],
                      backend: str) -> dict:
     """int8 accuracy of the speech clips (keywords and unknown: SNR is meaningless for silence) at each SNR.
 
@@ -144,7 +118,7 @@ def _point(snr: float | None, result: dict) -> dict:
             "per_class": {label: row["accuracy"] for label, row in result["per_class"].items() if row["clips"]}}
 
 
-def stream_traces(model_dir: ModelDir, clips: Clips, noise: list[NoiseSource], minutes: float, snr_db: float | None,
+def stream_traces(model_dir: ModelDir, clips: data.Clips, noise: list[NoiseSource], minutes: float, snr_db: float | None,
                   backend: str, seed: int) -> tuple[list[streaming.Stream], list[streaming.Trace]]:
     """The keyword and non-keyword streams and the model's scores over them (the expensive part, done once)."""
     background = [recording for source in noise for recording in source.audio]
@@ -267,26 +241,46 @@ def plots(metrics: dict, out: Path) -> list[str]:
 
 def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str], out: str | None,
         stream_minutes: float, stream_snr: float | None, backend: str, split: str, bench: str | None,
-        seed: int = 0, command: str = "") -> int:
-    """`kws report`; returns the exit status."""
-    from kws.export import update_card
+        seed: int = 0, command: str = "", update_card: bool = False) -> int:
+    """`kws report`; returns the exit status.
 
+    The model card records the report only when it goes to the model's own report/ folder or `update_card` asks
+    for it: a report written elsewhere (a trial, a test) leaves the model folder as it was. A report that fails
+    leaves no folder behind that it created.
+    """
     model_dir = ModelDir(model)
-    config = model_dir.config
-    folder = Path(out) if out else model_dir.path / "report"
+    own_folder = model_dir.path / "report"
+    folder = Path(out) if out else own_folder
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    clips = held_out(model_dir, sources, split)
+    try:
+        _write_report(model_dir, folder, sources, noise, unseen_noise, stream_minutes, stream_snr, backend, split,
+                      bench, seed, command, update_card or folder.resolve() == own_folder.resolve())
+    except BaseException:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return 0
+
+
+def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: list[str], unseen_noise: list[str],
+                  stream_minutes: float, stream_snr: float | None, backend: str, split: str, bench: str | None,
+                  seed: int, command: str, update_card: bool) -> None:
+    from kws.export import update_card as update_model_card
+
+    config = model_dir.config
+    clips = data.select_clips(config, sources, split)
     test_noise = noise_sources(noise, False, config.audio.sample_rate) or generated_sources(config.audio.sample_rate)
     unseen = noise_sources(unseen_noise, True, config.audio.sample_rate)
     bench_result = json.loads(Path(bench).read_text()) if bench else None
 
-    print(f"report on {len(clips.targets)} clips ({split}) of {', '.join(sources)}", file=sys.stderr)
+    print(f"report on {clips.describe()}", file=sys.stderr)
     metrics = {
         "model": {"name": config.name, "model_id": _card(model_dir).get("model_id"), "path": str(model_dir.path),
                   "labels": list(config.labels), "architecture": config.model.architecture},
         "generated": {"at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "command": command,
                       "backend": backend, "seed": seed},
-        "data": {"sources": clips.sources, "split": split, "splits": list(SPLIT_CHOICES[split]),
+        "data": {"sources": clips.sources, "split": split, "splits": list(data.SPLIT_CHOICES[split]),
                  "clips": len(clips.targets), "per_class": clips.counts(config.labels)},
         "training_noise": training_noise(model_dir),
     }
@@ -301,13 +295,14 @@ def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str
     metrics["plots"] = plots(metrics, folder)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (folder / "report.md").write_text(markdown(metrics))
-    update_card(model_dir.path, {"report": {"folder": str(folder), "at": metrics["generated"]["at"],
-                                            "split": split, "int8_accuracy": metrics["accuracy"]["int8"]["accuracy"],
-                                            "clips": metrics["accuracy"]["int8"]["clips"],
-                                            **{key: metrics["streaming"]["operating"][key]
-                                               for key in ("fa_per_hour", "frr", "hours", "keywords")}}}, command)
-    print(f"{folder / 'report.md'}, metrics.json and {len(metrics['plots'])} plots", file=sys.stderr)
-    return 0
+    if update_card:
+        update_model_card(model_dir.path, {"report": {
+            "folder": str(folder), "at": metrics["generated"]["at"], "split": split,
+            "int8_accuracy": metrics["accuracy"]["int8"]["accuracy"], "clips": metrics["accuracy"]["int8"]["clips"],
+            **{key: metrics["streaming"]["operating"][key] for key in ("fa_per_hour", "frr", "hours", "keywords")}}},
+            command)
+    card_note = f"; recorded in {model_dir.path / 'model_card.json'}" if update_card else ""
+    print(f"{folder / 'report.md'}, metrics.json and {len(metrics['plots'])} plots{card_note}", file=sys.stderr)
 
 
 def targets(metrics: dict, config: Config) -> list[dict]:
