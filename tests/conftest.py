@@ -5,12 +5,9 @@ Tests never read ../shared/data: espeak-ng speaks the words, numpy makes the noi
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 TINY_CONFIG = """\
 name = "tiny_yes_no"

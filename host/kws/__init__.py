@@ -3,7 +3,11 @@
 import os
 from pathlib import Path
 
+from kws.quiet import quiet_tensorflow
+
 __version__ = "0.1.0"
+
+quiet_tensorflow()  # before any module imports TensorFlow
 
 
 def cache_dir(kind: str) -> Path:
