@@ -83,6 +83,30 @@ def test_split_audio_frames_carry_whole_samples() -> None:
     assert b"".join(frame.payload for frame in frames) == pcm
 
 
+def test_a_frame_the_host_cut_off_is_dropped_after_100_ms_of_silence() -> None:
+    # Issue 10: the host died 100 bytes into a 1,024-byte AUDIO frame and came back with a HELLO.
+    cut = encode_frame(FrameType.AUDIO, 1, bytes(1024))[:100]
+    hello = encode_frame(FrameType.HELLO, 2, protocol.hello_payload())
+    answer = [core.Frame(FrameType.HELLO, 2, protocol.hello_payload())]
+    decoder = core.FrameDecoder()
+    assert decoder.feed(cut) == [] and not decoder.idle(1000, fed=True)
+    assert decoder.feed(hello) == []  # inside the cut frame's declared length
+    assert not decoder.idle(1050, fed=True)
+    assert not decoder.idle(1150, fed=False)  # 100 ms of silence is still a frame in transit
+    assert decoder.idle(1151, fed=False)
+    assert decoder.feed(b"") == answer  # the rescan behind the cut frame's sync finds the HELLO
+    assert not decoder.idle(5000, fed=False)  # nothing pending, nothing to drop
+    assert decoder.feed(hello) == answer
+
+
+def test_reset_forgets_a_partial_frame() -> None:
+    hello = encode_frame(FrameType.HELLO, 3, protocol.hello_payload())
+    decoder = core.FrameDecoder()
+    decoder.feed(encode_frame(FrameType.AUDIO, 1, bytes(1024))[:100])
+    decoder.reset()
+    assert decoder.feed(hello) == [core.Frame(FrameType.HELLO, 3, protocol.hello_payload())]
+
+
 # ---- lines: C builder -> Python decoder ----
 
 def test_c_lines_parse_in_python() -> None:

@@ -13,7 +13,7 @@ import serial
 from kws import audio, core
 from kws.evaluate import ModelDir
 from kws.features import ClipFeatures
-from kws.pipeline import StreamingPipeline
+from kws.pipeline import Step, StreamingPipeline
 from kws.protocol import FrameType, LineDecoder, Message, clip_payload, encode_frame, hello_payload
 from kws.sim import VirtualBoard
 
@@ -160,6 +160,34 @@ def test_crc_error_truncated_frame_and_bad_headers_are_reported_and_survived(boa
     client.expect("RESULT", clip=1)
     stats = client.expect("STATS")
     assert stats.get_int("bad_frames") >= 4
+    assert stats.get_int("lines_dropped") == 0
+
+
+def test_a_frame_cut_off_by_the_host_does_not_swallow_the_next_hello(board, client):
+    client.expect("ACK", seq=client.send(FrameType.HELLO, hello_payload()))
+    cut = encode_frame(FrameType.AUDIO, 90, bytes(1024))[:100]  # the host died mid-frame (issue 10)
+    client.port.write(cut)
+    time.sleep(0.25)  # over the 100 ms idle limit, under the board's 0.5 s host timeout
+    client.expect("ACK", seq=client.send(FrameType.HELLO, hello_payload()), timeout=1)
+    # A HELLO sent right behind the cut lands inside its declared length: the rescan finds it.
+    client.port.write(cut + encode_frame(FrameType.HELLO, 91, hello_payload()))
+    client.expect("ACK", seq=91, timeout=1)
+    assert board.bad_frames == 2
+
+
+def test_a_clip_gives_its_result_and_no_detection(board, client, monkeypatch):
+    client.expect("ACK", seq=client.send(FrameType.HELLO, hello_payload()))
+    # Every stride "detects" a keyword, so only the clip rule can keep DETs out.
+    step = Step(1000, np.zeros(len(board.labels), np.uint8), core.Detection(0, 250, 1000), 1, 1, 1)
+    monkeypatch.setattr(board.pipeline, "feed", lambda samples: [step])
+    detections = board.sent["DET"]
+    client.expect("ACK", seq=client.send(FrameType.CLIP_BEGIN, clip_payload(5)))
+    client.send(FrameType.AUDIO, bytes(1024))
+    client.send(FrameType.CLIP_END, clip_payload(5))
+    client.expect("RESULT", clip=5)
+    assert board.sent["DET"] == detections
+    client.send(FrameType.AUDIO, bytes(1024))  # streaming outside a clip detects as the microphone does
+    client.expect("DET")
 
 
 def test_protocol_version_and_mode_errors(board, client):

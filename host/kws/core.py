@@ -122,6 +122,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "kws_frame_decoder_init": (None, [p]),
         "kws_frame_decode": (ctypes.c_int, [p, p, sz, ctypes.POINTER(sz), ctypes.POINTER(_Frame)]),
         "kws_frame_check_payload": (ctypes.c_int, [ctypes.POINTER(_Frame)]),
+        "kws_frame_decoder_idle": (ctypes.c_int, [p, u32, ctypes.c_int]),
         "kws_line_begin": (None, [p, p, sz, ctypes.c_char_p]),
         "kws_line_add_int": (None, [p, ctypes.c_char_p, i32]),
         "kws_line_add_uint": (None, [p, ctypes.c_char_p, u32]),
@@ -293,6 +294,16 @@ class FrameDecoder:
     def __init__(self, check_payload: bool = True) -> None:
         self._check_payload = check_payload
         self._state = _state("frame_decoder")
+        self.reset()
+
+    def idle(self, now_ms: int, fed: bool) -> bool:
+        """kws_frame_decoder_idle: call once per poll of the port, fed telling whether bytes arrived. True when a
+        partial frame waited more than 100 ms with the port idle and was rejected (the host cut it off); then
+        `feed(b"")` returns what the rescan of its bytes finds."""
+        return bool(library().kws_frame_decoder_idle(self._state, now_ms & 0xFFFFFFFF, int(fed)))
+
+    def reset(self) -> None:
+        """Forgets any partial frame, as the board does on the host timeout and when the host closes the port."""
         library().kws_frame_decoder_init(self._state)
 
     def feed(self, data: bytes) -> list[Frame | FrameError]:

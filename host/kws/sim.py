@@ -86,6 +86,7 @@ class VirtualBoard:
         self.sent: Counter[str] = Counter()  # lines sent per tag (tests count DETs from the board side)
         self.dropped_lines = 0
         self.mode = "mic"
+        self._clip_open = False  # between CLIP_BEGIN and CLIP_END: classified at the end only
         self.path: str | None = None
         self._master = self._slave = -1
         self._output = bytearray()
@@ -219,7 +220,11 @@ class VirtualBoard:
             if error.errno not in (errno.EIO, errno.EAGAIN):
                 raise
             return
-        for event in self._decoder.feed(data):
+        self._frames(self._decoder.feed(data))
+        self._decoder.idle(_ms(time.monotonic()), fed=True)
+
+    def _frames(self, events: list[core.Frame | core.FrameError]) -> None:
+        for event in events:
             self._last_frame = time.monotonic()
             self._frame_seen = True
             if isinstance(event, core.FrameError):
@@ -235,6 +240,7 @@ class VirtualBoard:
                                    "detail": f"host_{frame.payload[0]}_device_{self.protocol_version}"})
                 return
             self._set_mode("host", "handshake")
+            self._clip_open = False  # a new host: an earlier one's clip is abandoned
             self._send("ACK", {"seq": frame.seq, "type": frame.type})
             self._hello()
         elif self.mode != "host":
@@ -244,10 +250,15 @@ class VirtualBoard:
             self._steps(self.pipeline.feed(np.frombuffer(frame.payload, "<i2")))
         elif frame.type == FrameType.CLIP_BEGIN:
             self.pipeline.reset()
+            self._clip_open = True
             self._send("ACK", {"seq": frame.seq, "type": frame.type})
         elif frame.type == FrameType.CLIP_END:
+            self._clip_open = False
             self._result(struct.unpack("<I", frame.payload)[0])
+            # The board's recognizer heard nothing of the clip (no stride inference inside one); this one was fed.
+            self.pipeline.recognizer.reset()
         elif frame.type == FrameType.BYE:
+            # The decoder is not reset: BYE ends on a frame boundary and a frame right behind it must survive.
             self._set_mode("mic", "command")
             self._send("ACK", {"seq": frame.seq, "type": frame.type})
 
@@ -263,14 +274,18 @@ class VirtualBoard:
     def _steps(self, steps: list[Step]) -> None:
         for step in steps:
             self._count_step(step)
-            if step.detection is not None:
+            if step.detection is not None and not self._clip_open:
                 index = step.detection.label_index
                 self._send("DET", {"t_ms": step.time_ms, "label": self.labels[index], "idx": index,
                                    "score": step.detection.score, "fe_us": step.fe_us, "inf_us": step.inf_us,
                                    "step_us": step.step_us, "est_m4_us": self.est_m4_us})
 
     def _timers(self, now: float) -> None:
+        if self._decoder.idle(_ms(now), fed=False):  # a frame the host cut off: counted, no ERR (as the board)
+            self.bad_frames += 1
+            self._frames(self._decoder.feed(b""))
         if self.mode == "host" and now - self._last_frame > self.host_timeout_s:
+            self._decoder.reset()
             self._set_mode("mic", "timeout")
         if self.mode == "mic":
             self._own_audio(now)
@@ -299,6 +314,7 @@ class VirtualBoard:
         if mode == self.mode:
             return
         self.mode = mode
+        self._clip_open = False
         if mode == "mic":
             self._audio_start, self._audio_samples = time.monotonic(), 0
         self._send("MODE", {"mode": mode, "reason": reason})
@@ -324,7 +340,8 @@ class VirtualBoard:
         self._send("STATS", {"t_ms": self.pipeline.time_ms, "steps": self.steps, "fe_us_avg": average(self._fe),
                              "fe_us_max": max(self._fe, default=0), "inf_us_avg": average(self._inf),
                              "inf_us_max": max(self._inf, default=0), "overruns": self.overruns,
-                             "bad_frames": self.bad_frames, "free_ram": "na", "mode": self.mode})
+                             "bad_frames": self.bad_frames, "lines_dropped": self.dropped_lines, "free_ram": "na",
+                             "mode": self.mode})
         self._fe.clear()
         self._inf.clear()
 
@@ -347,6 +364,11 @@ class VirtualBoard:
                     return
                 raise
             del self._output[:written]
+
+
+def _ms(seconds: float) -> int:
+    """The board's millisecond clock (uint32, wrapping) from a monotonic time."""
+    return int(seconds * 1000) & 0xFFFFFFFF
 
 
 def _interrupt(signum: int, frame: object) -> None:
