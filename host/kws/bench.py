@@ -11,6 +11,7 @@ host time says nothing about the M4) with its `est_m4_us` estimate.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import TextIO
 import numpy as np
 
 from kws import data
+from kws import power as power_meter
 from kws.clips import DEFAULT_SCORING_SPLIT
 from kws.config import Config
 from kws.device import Connection
@@ -132,7 +134,7 @@ Throughput: {summary['throughput_clips_per_s']} clips/s.
 Energy (board power model, docs/energy.md): {power['inference_uj']} uJ per inference of {power['inference_us']} us
 ({power['inference_us_source']}); average {power['average_mw']} mW at {power['inferences_per_s']} inferences/s
 (CPU busy {power['duty_cycle']:.1%} of the time).
-"""
+""" + (power_meter.markdown(summary["power"]) if "power" in summary else "")
 
 
 def plot(summary: dict, report: Path) -> None:
@@ -146,20 +148,34 @@ def plot(summary: dict, report: Path) -> None:
 
 
 def run(port: str | None, source: str, report: str | None, limit: int | None, model: str | None,
-        out: TextIO | None = None, split: str = DEFAULT_SCORING_SPLIT) -> int:
-    """`kws bench`; returns the exit status."""
+        out: TextIO | None = None, split: str = DEFAULT_SCORING_SPLIT,
+        power_setup: power_meter.PowerSetup | None = None) -> int:
+    """`kws bench`; returns the exit status. With power_setup, also measured energy from a power monitor."""
     out = out or sys.stdout
-    with Connection(port, notice=lambda text: print(text, file=out, flush=True)) as connection:
+    measurement = None
+    with contextlib.ExitStack() as resources:
+        monitor = None
+        if power_setup is not None:
+            monitor = power_meter.open_monitor(power_setup)
+            resources.callback(monitor.close)
+            power_meter.wait_for_board(port)  # a source meter may have just switched the board on
+        connection = resources.enter_context(Connection(port, notice=lambda text: print(text, file=out, flush=True)))
         hello = connection.handshake()
         config = board_config(hello, model)
         clips = bench_clips(config, source, split, limit)
         print(f"benchmarking {hello.fields.get('model')} on {connection.port} with {clips.describe()}", file=out,
               flush=True)
-        start = time.monotonic()
-        results = run_clips(connection, clips, out)
-        seconds = time.monotonic() - start
-        connection.send(F.BYE)
+        if monitor is None:
+            start = time.monotonic()
+            results = run_clips(connection, clips, out)
+            seconds = time.monotonic() - start
+            connection.send(F.BYE)
+        else:
+            results, seconds, measurement = power_meter.measure(
+                power_setup, monitor, connection, lambda: run_clips(connection, clips, out), out)
     summary = summarize(config, hello, clips, results, seconds)
+    if measurement is not None:
+        summary["power"] = power_meter.with_estimate(measurement.summary, summary["energy"])
     print(markdown(summary), file=out, flush=True)
     if report:
         folder = Path(report)
@@ -167,5 +183,6 @@ def run(port: str | None, source: str, report: str | None, limit: int | None, mo
         (folder / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
         (folder / "bench.md").write_text(markdown(summary))
         plot(summary, folder)
-        print(f"report in {folder}: bench.json, bench.md, confusion.png, latency.png", file=out, flush=True)
+        figures = ["confusion.png", "latency.png"] + (power_meter.plot(measurement, folder) if measurement else [])
+        print(f"report in {folder}: bench.json, bench.md, {', '.join(figures)}", file=out, flush=True)
     return 0

@@ -213,7 +213,13 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from kws.bench import run
 
-    return run(args.port, args.data, args.report, args.limit, args.model, split=args.split)
+    power_setup = None
+    if args.power:
+        from kws.power import PowerSetup
+
+        power_setup = PowerSetup.parse(args.power, voltage_v=args.power_voltage, ampere_meter=args.ampere_meter,
+                                       listen_s=args.listen_seconds)
+    return run(args.port, args.data, args.report, args.limit, args.model, split=args.split, power_setup=power_setup)
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -340,6 +346,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--report", metavar="DIR", help="write bench.json, bench.md and plots here")
     bench.add_argument("--limit", type=int, metavar="N", help="a seeded random sample of N clips (none given: all)")
     bench.add_argument("--model", metavar="DIR", help="the board's model folder (none given: models/<HELLO model>)")
+    bench.add_argument("--power", metavar="MONITOR",
+                       help="also measure energy with a power monitor and the firmware's marker pins (built with "
+                            "-DKWS_MARKER=1; wiring in firmware/README.md): ppk2[:PORT] or joulescope[:SERIAL]")
+    bench.add_argument("--power-voltage", type=float, default=3.3, metavar="V",
+                       help="the PPK2's source voltage, or with --ampere-meter the supply's voltage")
+    bench.add_argument("--ampere-meter", action="store_true",
+                       help="the PPK2 in series with the board's own supply instead of powering it")
+    bench.add_argument("--listen-seconds", type=float, default=10.0, metavar="S",
+                       help="with --power: the always-listening segment measured after the clips")
     bench.set_defaults(handler=cmd_bench)
     return parser
 

@@ -13,6 +13,7 @@ Timings are host wall-clock microseconds (`time.perf_counter_ns`), not board cyc
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,12 @@ def _us_since(start_ns: int) -> int:
 class StreamingPipeline:
     """Front end, feature window, int8 model and recognizer of one stream."""
 
-    def __init__(self, model_dir: ModelDir, backend: str = "tflm") -> None:
+    def __init__(self, model_dir: ModelDir, backend: str = "tflm",
+                 stage_listener: Callable[[str], None] | None = None) -> None:
+        """stage_listener is told "front_end" after each slice and "inference" after each inference, where the
+        firmware raises its marker pins (the virtual board drives a virtual power monitor with it)."""
         config = self.config = model_dir.config
+        self._stage_listener = stage_listener or (lambda stage: None)
         self.labels = config.labels
         self.sample_rate = config.audio.sample_rate
         self.model = model_dir.int8(backend)
@@ -94,6 +99,7 @@ class StreamingPipeline:
             scaled = self.scaling.apply(raw)
             fe_us = _us_since(start)
             self.clip_fe_us += fe_us
+            self._stage_listener("front_end")
             self._window[:-1] = self._window[1:]
             self._window[-1] = scaled[-1]
             self._slices += 1
@@ -109,6 +115,7 @@ class StreamingPipeline:
         output = self.model.predict(self._window[np.newaxis])[0]
         scores = core.scores_from_int8(output, self.model.output.zero_point)
         self.last_inf_us = _us_since(start)
+        self._stage_listener("inference")
         return scores
 
     def classify_window(self) -> np.ndarray:

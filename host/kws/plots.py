@@ -141,3 +141,22 @@ def latency(stages: list[dict], budget_ms: float, title: str, path: Path) -> Non
     axes.legend(fontsize=8)
     axes.set_title(title, fontsize=10)
     _save(figure, path)
+
+
+def current_trace(time_ms: np.ndarray, current_ma: np.ndarray, markers: dict[str, np.ndarray], title: str,
+                  path: Path) -> None:
+    """Supply current against time with the intervals where each marker is high shaded (one colour per marker)."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(9, 3.5))
+    axes.plot(time_ms, current_ma, linewidth=0.6, color="black", label="current")
+    for (name, high), colour in zip(markers.items(), ("tab:orange", "tab:blue"), strict=False):
+        if np.any(high):
+            axes.fill_between(time_ms, 0, 1, where=high, transform=axes.get_xaxis_transform(), color=colour,
+                              alpha=0.25, step="post", label=f"{name} marker high")
+    axes.set_xlabel("time (ms)")
+    axes.set_ylabel("current (mA)")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="upper right")
+    axes.set_title(title, fontsize=10)
+    _save(figure, path)

@@ -187,7 +187,7 @@ def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
                               "inference_us_p50": latency.get("inf_us", {}).get("p50"),
                               "frontend_us_p50_per_clip": fe_clip,
                               "frontend_us_per_stride": None if fe_clip is None else round(fe_clip / config.num_slices, 1),
-                              "energy": bench.get("energy"),
+                              "energy": bench.get("energy"), "power": bench.get("power"),
                               "clips": bench.get("accuracy", {}).get("clips")}
     return result
 
@@ -451,6 +451,11 @@ def markdown(m: dict) -> str:
                   f"(estimated {cost['inference_us']} µs), front end p50 per clip "
                   f"{measured['frontend_us_p50_per_clip']} µs = {measured['frontend_us_per_stride']} µs per stride "
                   f"(estimated {cost['frontend_us_per_stride']} µs).", ""]
+    if measured and measured.get("power"):  # `kws bench --power`: measured energy beside this estimate
+        from kws import power
+
+        lines.append(power.markdown(measured["power"], power.compare(measured["power"], cost["inference_uj"],
+                                                                      cost["average_mw"])))
     lines += ["![latency](latency.png)", ""]
 
     lines += ["## 5. Memory", "",

@@ -65,10 +65,13 @@ class VirtualBoard:
     def __init__(self, model_dir: ModelDir | str | Path, backend: str = "tflm", audio: np.ndarray | None = None,
                  microphone: object | None = None, link: str | Path | None = None,
                  hello_interval_s: float = HELLO_INTERVAL_S, host_timeout_s: float = HOST_TIMEOUT_S,
-                 stats_interval_s: float = STATS_INTERVAL_S, protocol_version: int = PROTOCOL_VERSION) -> None:
+                 stats_interval_s: float = STATS_INTERVAL_S, protocol_version: int = PROTOCOL_VERSION,
+                 stage_listener: Callable[[str], None] | None = None) -> None:
         self.model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
         config = self.config = self.model_dir.config
-        self.pipeline = StreamingPipeline(self.model_dir, backend)
+        # stage_listener: told of each front-end stride and inference, where the firmware raises its marker pins
+        # (kws.virtual_ppk2 turns them into a current trace).
+        self.pipeline = StreamingPipeline(self.model_dir, backend, stage_listener)
         self.labels = config.labels
         # Own input when no host streams: a microphone (kws.mic.Microphone), a looped recording, or silence.
         self._microphone = microphone
