@@ -256,11 +256,13 @@ def analyse(trace: Trace, clips: tuple[int, int], listening: tuple[int, int]) ->
         "always_listening": always_listening,
         "lost_samples": int(np.isnan(trace.current_a).sum()),
     }
+    # The plot shows the real loop (idle between strides) when the listening segment has inferences.
+    shown, segment = ((listen_inference, "always listening") if len(listen_inference) else (clip_pulses, "clips"))
     return Measurement(summary, [round(float(e), 3) for e in energies],
-                       _excerpt(trace, clip_pulses[:EXCERPT_INFERENCES]))
+                       _excerpt(trace, shown[:EXCERPT_INFERENCES], segment))
 
 
-def _excerpt(trace: Trace, shown: np.ndarray) -> dict:
+def _excerpt(trace: Trace, shown: np.ndarray, segment: str) -> dict:
     """The trace from a little before the first shown inference to a little after the last, for the plot."""
     margin = int(0.005 * trace.sample_rate_hz)
     begin, end = max(0, int(shown[0, 0]) - margin), min(len(trace.current_a), int(shown[-1, 1]) + margin)
@@ -269,7 +271,7 @@ def _excerpt(trace: Trace, shown: np.ndarray) -> dict:
     return {"time_ms": (np.arange(begin, end, step) - begin) / trace.sample_rate_hz * 1e3,
             "current_ma": trace.current_a[window] * 1e3,
             "inference": trace.channel(INFERENCE_CHANNEL)[window],
-            "front_end": trace.channel(FRONTEND_CHANNEL)[window]}
+            "front_end": trace.channel(FRONTEND_CHANNEL)[window], "segment": segment}
 
 
 def compare(power: dict, inference_uj: float, average_mw: float) -> dict:
@@ -326,7 +328,8 @@ def plot(measurement: Measurement, report: Path) -> list[str]:
     excerpt = measurement.excerpt
     plots.current_trace(excerpt["time_ms"], excerpt["current_ma"],
                         {"inference": excerpt["inference"], "front end": excerpt["front_end"]},
-                        f"supply current, {measurement.summary['monitor']}", report / "trace.png")
+                        f"supply current, {excerpt['segment']}: {measurement.summary['monitor']}",
+                        report / "trace.png")
     plots.histograms({"energy per inference": measurement.inference_uj}, "µJ",
                      f"{len(measurement.inference_uj)} inferences, host-stream clips", report / "energy.png")
     return ["trace.png", "energy.png"]
