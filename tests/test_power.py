@@ -166,6 +166,13 @@ def test_decoding_inverts_the_calibration_and_turns_counter_gaps_into_lost_sampl
     assert samples.logic.tolist() == (np.arange(400) % 2).tolist()[:100] + [1, 1, 1] + (np.arange(400) % 2).tolist()[103:]
 
 
+def test_a_lost_sample_spoils_only_the_pulse_it_falls_in():
+    power_w = np.ones(12)
+    power_w[5] = np.nan
+    energies = power.pulse_energies_uj(power_w, np.array([[0, 2], [4, 7], [8, 12]]), 1e6)
+    assert np.isnan(energies[1]) and energies[[0, 2]].tolist() == [2.0, 4.0]
+
+
 def test_a_segment_owns_the_whole_pulses_it_starts():
     high = np.array([1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 0, 1], bool)
     assert power.pulses(high, 0, len(high)).tolist() == [[4, 7], [8, 10]]  # not the cut first and last ones

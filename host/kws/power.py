@@ -196,9 +196,14 @@ def pulses(high: np.ndarray, begin: int, end: int) -> np.ndarray:
 
 
 def pulse_energies_uj(power_w: np.ndarray, ranges: np.ndarray, sample_rate_hz: float) -> np.ndarray:
-    """Energy of each pulse: the sum of power over its samples times the sample period (NaN if a sample is lost)."""
-    cumulative = np.concatenate([[0.0], np.cumsum(power_w)])
-    return (cumulative[ranges[:, 1]] - cumulative[ranges[:, 0]]) / sample_rate_hz * 1e6
+    """Energy of each pulse: the sum of power over its samples times the sample period; NaN for a pulse that
+    overlaps a lost sample (and only for it)."""
+    lost = np.isnan(power_w)
+    cumulative = np.concatenate([[0.0], np.cumsum(np.where(lost, 0.0, power_w))])
+    lost_before = np.concatenate([[0], np.cumsum(lost)])
+    energies = (cumulative[ranges[:, 1]] - cumulative[ranges[:, 0]]) / sample_rate_hz * 1e6
+    energies[lost_before[ranges[:, 1]] > lost_before[ranges[:, 0]]] = np.nan
+    return energies
 
 
 def _stats(values: np.ndarray) -> dict:
