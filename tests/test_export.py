@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from kws.evaluate import ModelDir
-from kws.export import RESOLVER_METHODS, ExportError, check_budget, export
+from kws.export import (
+    RESOLVER_METHODS,
+    ExportError,
+    check_board_numerics,
+    check_budget,
+    export,
+    to_int8_tflite,
+)
 from kws.features import Int8Scaling
 from kws.runtime import Int8Model, model_ops
 
@@ -41,6 +48,7 @@ def test_model_settings_are_read_from_the_model(tiny_model):
     assert float(macros["KWS_INPUT_SCALE"].rstrip("f")) == pytest.approx(model.input.scale, rel=1e-6)
     assert int(macros["KWS_INPUT_ZERO_POINT"]) == model.input.zero_point
     assert int(macros["KWS_OUTPUT_ZERO_POINT"]) == model.output.zero_point
+    assert np.float32(macros["KWS_OUTPUT_SCALE"].rstrip("f")) == np.float32(model.output.scale)
     assert int(macros["KWS_FEATURE_MULTIPLIER"]) == scaling.multiplier
     assert int(macros["KWS_FEATURE_SHIFT"]) == scaling.shift
     assert (int(macros["KWS_NUM_SLICES"]), int(macros["KWS_SLICE_SIZE"])) == model.input_shape[1:3]
@@ -56,7 +64,7 @@ def test_model_settings_are_read_from_the_model(tiny_model):
 def test_resolver_registers_exactly_the_models_ops(tiny_model):
     header = (tiny_model / "model_settings.h").read_text()
     ops = model_ops((tiny_model / "model.tflite").read_bytes())
-    registered = re.findall(r"\(resolver\)\.(\w+)\(\);", header)
+    registered = re.findall(r"\(resolver\)\.(\w+)\(\) == kTfLiteOk", header)
     assert sorted(registered) == sorted(RESOLVER_METHODS[op] for op in ops)
     assert int(_macros(header)["KWS_OP_COUNT"]) == len(ops) == len(registered)
 
@@ -151,3 +159,25 @@ def test_frequency_warp_moves_a_formant_by_the_factor():
     peaks = [float(np.sum(np.arange(40) * w[0, :, 0]) / np.sum(w[0, :, 0])) for w in warped]
     assert peaks[1] > 20.5 and peaks[2] < 19.5  # up for a shorter vocal tract, down for a longer one
     assert warped.shape == batch.shape and np.all(warped[:, :, :15] == 0)
+
+
+def _dense_model():
+    import tf_keras
+
+    inputs = tf_keras.Input((8, 4, 1))
+    outputs = tf_keras.layers.Dense(5, activation="softmax")(tf_keras.layers.Flatten()(inputs))
+    return tf_keras.Model(inputs, outputs)
+
+
+def test_export_refuses_per_channel_dense_weights_the_board_library_miscomputes():
+    import tensorflow as tf
+
+    model = _dense_model()
+    representative = np.random.default_rng(0).normal(size=(20, 8, 4, 1)).astype(np.float32)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)  # TFLite's default: per-channel dense weights
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([example[np.newaxis]] for example in representative)
+    with pytest.raises(ExportError, match=r"FULLY_CONNECTED operator\(s\) \[\d+\] have per-channel weight scales"):
+        check_board_numerics(converter.convert())
+    # The exporter's own conversion quantizes dense weights per tensor, which the guard accepts.
+    check_board_numerics(to_int8_tflite(model, representative))

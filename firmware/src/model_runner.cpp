@@ -24,7 +24,8 @@ bool is_int8_of_size(const TfLiteTensor* tensor, size_t bytes) {
 }
 }  // namespace
 
-const char* model_runner_setup(const char** detail) {
+const char* model_runner_setup(const char** detail,
+                               tflite::MicroProfilerInterface* profiler) {
   const tflite::Model* model = tflite::GetModel(g_model_data);
   if (model->version() != TFLITE_SCHEMA_VERSION ||
       KWS_TFLITE_SCHEMA_VERSION != TFLITE_SCHEMA_VERSION) {
@@ -35,9 +36,12 @@ const char* model_runner_setup(const char** detail) {
   // Only the ops the exporter found in the model: the others' code is not
   // linked, which saves tens of KB of flash over an all-ops resolver.
   static tflite::MicroMutableOpResolver<KWS_OP_COUNT> resolver;
-  KWS_REGISTER_OPS(resolver);
-  static tflite::MicroInterpreter interpreter(model, resolver, g_arena,
-                                              KWS_ARENA_SIZE);
+  if (!KWS_REGISTER_OPS(resolver)) {
+    *detail = "op_registration_failed";
+    return "ops";
+  }
+  static tflite::MicroInterpreter interpreter(
+      model, resolver, g_arena, KWS_ARENA_SIZE, nullptr, profiler);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
     *detail = "allocate_tensors_failed";
     return "arena";
@@ -53,10 +57,17 @@ const char* model_runner_setup(const char** detail) {
     *detail = "output_not_int8_of_num_labels";
     return "shape";
   }
-  // The feature scaling and the score conversion assume these zero points.
+  // The feature scaling and the score conversion assume this quantization.
+  // The header prints each scale as the shortest decimal that round-trips
+  // to the same float, so equality is exact.
   if (input->params.zero_point != KWS_INPUT_ZERO_POINT ||
       output->params.zero_point != KWS_OUTPUT_ZERO_POINT) {
     *detail = "zero_points_differ_from_model_settings";
+    return "shape";
+  }
+  if (input->params.scale != KWS_INPUT_SCALE ||
+      output->params.scale != KWS_OUTPUT_SCALE) {
+    *detail = "scales_differ_from_model_settings";
     return "shape";
   }
   g_interpreter = &interpreter;

@@ -5,11 +5,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+namespace tflite {
+class MicroProfilerInterface;
+}
+
 // Loads the model and allocates its tensors. Returns nullptr when ready, else
 // the ERR code - "schema" (the model's flatbuffer schema is not the one this
-// TFLM reads), "shape" (input/output type, size or quantization differ from
+// TFLM reads), "ops" (the resolver could not register an op the model uses),
+// "shape" (input/output type, size or quantization differ from
 // model_settings.h) or "arena" (KWS_ARENA_SIZE is too small) - with *detail.
-const char* model_runner_setup(const char** detail);
+// A profiler, if given, sees every operator of every invoke (the M4 check
+// counts instructions per layer with it); the board passes none.
+const char* model_runner_setup(const char** detail,
+                               tflite::MicroProfilerInterface* profiler = nullptr);
 
 // The model input: KWS_NUM_SLICES x KWS_SLICE_SIZE int8, oldest slice first.
 int8_t* model_runner_input();

@@ -51,6 +51,26 @@ def model_ops(tflite: bytes) -> list[str]:
     return sorted(used)
 
 
+def per_channel_weight_ops(tflite: bytes, op_name: str) -> list[int]:
+    """Indices of the `op_name` operators whose weights (input 1) carry more than one quantization scale."""
+    from tflite_micro.python.tflite_micro.runtime import (
+        convert_bytearray_to_object,
+        get_builtin_code_from_operator_code,
+    )
+
+    code_wanted = getattr(_schema().BuiltinOperator, op_name)
+    model = convert_bytearray_to_object(bytearray(tflite))
+    found = []
+    for subgraph in model.subgraphs:
+        for index, op in enumerate(subgraph.operators or ()):
+            if get_builtin_code_from_operator_code(model.operatorCodes[op.opcodeIndex]) != code_wanted:
+                continue
+            quantization = subgraph.tensors[op.inputs[1]].quantization
+            if quantization is not None and quantization.scale is not None and len(quantization.scale) > 1:
+                found.append(index)
+    return found
+
+
 def model_id(tflite: bytes) -> str:
     """The short id the firmware's HELLO and the model card carry: the first 8 hex digits of the SHA-256."""
     import hashlib
