@@ -192,7 +192,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     from kws.sim import run
 
-    return run(args.model, args.audio, args.mic, args.link, args.backend)
+    return run(args.model, args.audio, args.mic, args.link, args.backend, args.virtual_ppk2)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
@@ -323,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--link", metavar="PATH", help="keep a symlink to the pty here (a stable --port for the tools)")
     sim.add_argument("--backend", default="tflm", choices=["tflm", "litert"],
                      help="int8 runtime: tflm (the board's) or litert (bit-identical, faster)")
+    sim.add_argument("--virtual-ppk2", action="store_true",
+                     help="also a virtual PPK2 whose current trace and marker channels follow the board's stages "
+                          "(try kws bench --power ppk2:PATH without hardware)")
     sim.set_defaults(handler=cmd_sim)
 
     port_help = "serial port (none given: the Arduino found by USB vendor id)"

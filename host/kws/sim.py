@@ -378,8 +378,9 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, backend: str) -> int:
-    """`kws sim`: runs a virtual board until Ctrl-C."""
+def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, backend: str,
+        virtual_ppk2: bool = False) -> int:
+    """`kws sim`: runs a virtual board (and with virtual_ppk2 a virtual PPK2 measuring it) until Ctrl-C."""
     from kws import audio as audio_module
 
     model_dir = ModelDir(model)
@@ -390,7 +391,14 @@ def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, bac
         from kws.mic import Microphone
 
         microphone = Microphone(sample_rate, model_dir.config.stride_samples)
-    board = VirtualBoard(model_dir, backend, audio=recording, microphone=microphone, link=link)
+    ppk2 = None
+    if virtual_ppk2:
+        from kws.virtual_ppk2 import VirtualPPK2
+
+        ppk2 = VirtualPPK2()
+        print(f"virtual PPK2 on {ppk2.start()}: kws bench --power ppk2:{ppk2.path} measures this board", flush=True)
+    board = VirtualBoard(model_dir, backend, audio=recording, microphone=microphone, link=link,
+                         stage_listener=ppk2.board_stage if ppk2 else None)
     # `kill` (a test harness, a service manager) should tidy up like Ctrl-C: close the pty, remove the link.
     signal.signal(signal.SIGTERM, _interrupt)
     path = board.start()
@@ -405,3 +413,5 @@ def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, bac
         return 0
     finally:
         board.stop()
+        if ppk2:
+            ppk2.stop()
