@@ -164,10 +164,11 @@ def test_crc_error_truncated_frame_and_bad_headers_are_reported_and_survived(boa
 
 
 def test_a_frame_cut_off_by_the_host_does_not_swallow_the_next_hello(board, client):
+    board.host_timeout_s = 5.0  # the timeout resets the decoder too: keep it out of the way
     client.expect("ACK", seq=client.send(FrameType.HELLO, hello_payload()))
     cut = encode_frame(FrameType.AUDIO, 90, bytes(1024))[:100]  # the host died mid-frame (issue 10)
     client.port.write(cut)
-    time.sleep(0.25)  # over the 100 ms idle limit, under the board's 0.5 s host timeout
+    time.sleep(0.25)  # over the 100 ms idle limit
     client.expect("ACK", seq=client.send(FrameType.HELLO, hello_payload()), timeout=1)
     # A HELLO sent right behind the cut lands inside its declared length: the rescan finds it.
     client.port.write(cut + encode_frame(FrameType.HELLO, 91, hello_payload()))
@@ -176,6 +177,7 @@ def test_a_frame_cut_off_by_the_host_does_not_swallow_the_next_hello(board, clie
 
 
 def test_a_clip_gives_its_result_and_no_detection(board, client, monkeypatch):
+    board.host_timeout_s = 5.0
     client.expect("ACK", seq=client.send(FrameType.HELLO, hello_payload()))
     # Every stride "detects" a keyword, so only the clip rule can keep DETs out.
     step = Step(1000, np.zeros(len(board.labels), np.uint8), core.Detection(0, 250, 1000), 1, 1, 1)
