@@ -279,7 +279,7 @@ def test_the_joulescope_path_against_its_documented_api(monkeypatch):
 
 def test_a_joulescope_without_its_driver_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "pyjoulescope_driver", None)
-    with pytest.raises(power.PowerMonitorError, match="pip install pyjoulescope_driver"):
+    with pytest.raises(power.PowerMonitorError, match=r"pip install -e '\.\[joulescope\]'"):
         power.open_monitor(power.PowerSetup.parse("joulescope"))
 
 

@@ -1,8 +1,9 @@
-"""Joulescope JS220 through `pyjoulescope_driver` (optional: `pip install pyjoulescope_driver`), for
+"""Joulescope JS220 through `pyjoulescope_driver` (optional: `pip install -e '.[joulescope]'`, version 1.12.0), for
 `kws bench --power joulescope[:SERIAL]`.
 
-Written against the driver's documented publish/subscribe API and its own examples, and **not run on a
-Joulescope** (there is none here); docs/energy.md lists what is unverified. The device path is `u/js220/<serial>`;
+Written against the driver's documented publish/subscribe API and the source it ships (binding.pyx, record.py):
+with 1.12.0 installed it loads, opens the driver and reports that no JS220 is connected, but it has **never talked
+to a Joulescope** (there is none here); docs/energy.md lists what is unverified. The device path is `u/js220/<serial>`;
 the settings published are `s/i/range/mode` = auto, `s/v/range/mode` = auto and `h/fs` (the output sample rate);
 current, voltage and the general-purpose inputs GPI0 (inference marker) and GPI1 (front-end marker) stream on
 `s/i/!data`, `s/v/!data`, `s/gpi/0/!data` and `s/gpi/1/!data` once their `.../ctrl` topic is 1. Each message
@@ -59,8 +60,8 @@ class Joulescope:
         try:
             from pyjoulescope_driver import Driver
         except ImportError:
-            raise PowerMonitorError("--power joulescope needs pyjoulescope_driver: pip install pyjoulescope_driver "
-                                    "(optional, not installed with nano-kws)") from None
+            raise PowerMonitorError("--power joulescope needs pyjoulescope_driver: pip install -e '.[joulescope]' "
+                                    "(pyjoulescope_driver==1.12.0; optional, not installed with nano-kws)") from None
         self._driver = Driver()
         paths = sorted(p for p in self._driver.device_paths() if "/js220/" in p)
         if serial_number:
