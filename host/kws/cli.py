@@ -11,7 +11,8 @@ from pathlib import Path
 
 from kws import __version__, cache_dir
 from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
-from kws.paths import REPO_ROOT
+from kws.firmware import make_default
+from kws.paths import REPO_ROOT, TFLM_LIBRARY
 
 DEFAULT_MODEL = REPO_ROOT / "models" / "speech_commands_12"  # what `pio run` builds: the shipped default
 
@@ -222,6 +223,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run(args.port, args.data, args.report, args.limit, args.model, split=args.split, power_setup=power_setup)
 
 
+def cmd_m4(args: argparse.Namespace) -> int:
+    from kws.m4 import run
+
+    return run(args.model, args.library, args.data, args.split, args.limit, args.save, args.out, args.opt,
+               args.float_abi)
+
+
 class _HelpWithDefaults(argparse.HelpFormatter):
     """Every option's help ends with its default, unless it has none worth showing (off, empty, required)."""
 
@@ -359,6 +367,24 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--listen-seconds", type=float, default=10.0, metavar="S",
                        help="with --power: the always-listening segment measured after the clips")
     bench.set_defaults(handler=cmd_bench)
+
+    m4_makefile = "test/m4_model/Makefile"  # its OPT and FLOAT_ABI defaults are the board build's
+    m4 = _command(commands, "m4", "run the firmware's front end and model runner with the pinned TFLM library on a "
+                                  "Cortex-M4 (QEMU): agreement with the host and instructions per layer")
+    m4.add_argument("--model", default=str(DEFAULT_MODEL), metavar="DIR", help="exported model folder")
+    m4.add_argument("--data", required=True, metavar="DIR", help="labelled clips (a data source kws train reads)")
+    _add_split_argument(m4, DEFAULT_SCORING_SPLIT)
+    m4.add_argument("--limit", type=int, metavar="N", help="a seeded random sample of N clips (none given: all)")
+    m4.add_argument("--library", default=str(TFLM_LIBRARY), metavar="DIR",
+                    help="the TFLM Arduino library folder (pio pkg install -e nano33ble puts the pinned one here)")
+    m4.add_argument("--save", action="store_true",
+                    help="write m4_measurement.json into the model folder (the card and report read it there)")
+    m4.add_argument("--out", metavar="FILE", help="also write the measurement to this file")
+    m4.add_argument("--opt", default=make_default(m4_makefile, "OPT"), choices=["-Os", "-O2", "-O3"],
+                    help="optimisation level (the board build's, or another to compare)")
+    m4.add_argument("--float-abi", default=make_default(m4_makefile, "FLOAT_ABI"), choices=["soft", "softfp"],
+                    help="float ABI (the board build's, or another to compare)")
+    m4.set_defaults(handler=cmd_m4)
     return parser
 
 

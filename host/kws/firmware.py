@@ -24,3 +24,13 @@ def constant(source: str, name: str) -> int:
     if match is None:
         raise ValueError(f"{path}: no integer constant {name}")
     return int(match.group(1) or match.group(2), 0)
+
+
+@cache
+def make_default(makefile: str, name: str) -> str:
+    """The default a firmware Makefile gives a variable (`NAME ?= value`); `makefile` is relative to firmware/."""
+    path = FIRMWARE_DIR / makefile
+    match = re.search(rf"^{name}\s*\?=\s*(\S+)\s*$", path.read_text(), flags=re.M)
+    if match is None:
+        raise ValueError(f"{path}: no default for {name}")
+    return match.group(1)

@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Where `pio pkg install -e nano33ble` puts the pinned TFLM Arduino library (platformio.ini's lib_deps); ignored by git.
+TFLM_LIBRARY = REPO_ROOT / ".pio" / "libdeps" / "nano33ble" / "Chirale_TensorFLowLite"
 
 
 def repo_relative(path: str | Path) -> str:

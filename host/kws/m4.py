@@ -1,0 +1,361 @@
+"""`kws m4`: what the board computes and what it costs, from the firmware's own code on a Cortex-M4 under QEMU.
+
+The firmware's feature provider and model runner, kws_core and one exported model are built with the pinned TFLM
+Arduino library and the board build's flags into a bare-metal image for QEMU's mps2-an386
+(`firmware/test/m4_model`). The library is the user's copy (where `pio pkg install` puts it) or a snapshot in an
+ignored folder; it is never part of this repository. Each clip goes through the image as host-stream mode runs it
+(front end reset, 20 ms strides, one inference), which returns the int8 feature window, the int8 outputs and
+executed-instruction counts: per front-end stride, per inference and per layer. The host computes the same clips
+through its device-equivalent path (`kws.pipeline.StreamingPipeline`: the microfrontend, the firmware's scaling,
+the TFLM Python runtime); the two must agree byte for byte.
+
+The result goes to `m4_measurement.json`, which the model card, the report and the cost model's calibration read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kws.paths import REPO_ROOT, TFLM_LIBRARY
+
+HARNESS_DIR = REPO_ROOT / "firmware" / "test" / "m4_model"
+MEASUREMENT_FILE = "m4_measurement.json"
+
+CLIPS_MAGIC = b"KWSM4C1\0"
+RESULTS_MAGIC = b"KWSM4R1\0"
+# struct ClipCounts in model_check.cpp, in order.
+COUNT_FIELDS = ("frontend_instructions", "frontend_strides", "frontend_slices", "frontend_max_stride",
+                "inference_instructions")
+# -icount shift=0: one instruction per virtual nanosecond, so SysTick (25 MHz) counts every 40 instructions.
+QEMU_COMMAND = ["qemu-system-arm", "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
+                "-serial", "none", "-semihosting-config", "enable=on,target=native", "-icount", "shift=0"]
+# Instructions QEMU runs per wall-clock second here is in the hundreds of millions; a clip is about 8 million.
+QEMU_SECONDS_PER_CLIP = 1.0
+QEMU_SECONDS_MIN = 60.0
+
+
+class M4Error(RuntimeError):
+    """The check could not run: no library, no toolchain, a failed build or emulator run. The message says which."""
+
+
+@dataclass(frozen=True)
+class Library:
+    """A TFLM Arduino library folder: `library.properties` and `src/tensorflow/lite/micro/`."""
+
+    path: Path
+    name: str
+    version: str
+
+    @classmethod
+    def at(cls, path: str | Path) -> Library:
+        path = Path(path)
+        properties = path / "library.properties"
+        if not (path / "src" / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
+            raise M4Error(f"{path}: not a TFLM Arduino library (no src/tensorflow/lite/micro/micro_interpreter.h). "
+                          f"`pio pkg install -e nano33ble` puts the pinned one in {_shown(TFLM_LIBRARY)}")
+        if not properties.is_file():
+            raise M4Error(f"{properties}: missing, so the library's version is unknown")
+        fields = dict(line.split("=", 1) for line in properties.read_text().splitlines() if "=" in line)
+        return cls(path, fields.get("name", "?").strip(), fields.get("version", "?").strip())
+
+
+@dataclass(frozen=True)
+class M4Run:
+    """What the image reported for a batch of clips."""
+
+    windows: np.ndarray  # int8 [clips, slices x channels]: the model input
+    outputs: np.ndarray  # int8 [clips, labels]
+    counts: np.ndarray  # uint32 [clips, len(COUNT_FIELDS)]
+    layer_instructions: np.ndarray  # uint32 [clips, layers]
+    layers: list[str]  # op name of each layer, execution order
+    facts: dict[str, int]  # arena_used_bytes, frontend_heap_bytes, stack_bytes
+
+
+def _shown(path: Path) -> str:
+    return os.path.relpath(path) if path.is_absolute() and path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _require(tools: list[str]) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise M4Error(f"{', '.join(missing)} not found: on Debian/Ubuntu `apt-get install gcc-arm-none-eabi "
+                      f"libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm make`")
+
+
+def build_image(library: Library, model_dir: Path, opt: str, float_abi: str, jobs: int | None = None) -> Path:
+    """Builds the check image for one model; the library's objects are built once per flag set and reused."""
+    _require(["make", "arm-none-eabi-g++"])
+    build = REPO_ROOT / "build" / "m4_model"
+    variables = [f"TFLM_LIB={library.path.resolve()}", f"MODEL_DIR={model_dir.resolve()}", f"OPT={opt}",
+                 f"FLOAT_ABI={float_abi}", f"BUILD={build}"]
+    print(f"building the check image for {model_dir.name} with {library.name} {library.version} ({opt}, "
+          f"-mfloat-abi={float_abi}); the library's 215 sources take a few minutes the first time", file=sys.stderr)
+    done = subprocess.run(["make", "-s", f"-j{jobs or os.cpu_count() or 1}", "-C", str(HARNESS_DIR), "image",
+                           *variables], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise M4Error(f"building the Cortex-M4 image failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return Path(done.stdout.strip().splitlines()[-1]).resolve()
+
+
+def write_clips(path: Path, clips: np.ndarray) -> None:
+    """The image's input: magic, clip count, samples per clip, then the int16 samples."""
+    clips = np.ascontiguousarray(clips, dtype="<i2")
+    with open(path, "wb") as out:
+        out.write(CLIPS_MAGIC + struct.pack("<II", *clips.shape))
+        out.write(clips.tobytes())
+
+
+def parse_results(results: bytes, stdout: str) -> M4Run:
+    """Reads results.bin (per clip: window, outputs, counts, layer count, per-layer instructions) and the facts
+    the image prints once."""
+    if results[:8] != RESULTS_MAGIC or len(results) < 20:
+        raise M4Error("results.bin: not a KWSM4R1 results file")
+    window_bytes, labels, clips = struct.unpack_from("<III", results, 8)
+    offset = 20
+    windows, outputs, counts, layer_instructions = [], [], [], []
+    for clip in range(clips):
+        fixed = window_bytes + labels + 4 * len(COUNT_FIELDS) + 4
+        if offset + fixed > len(results):
+            raise M4Error(f"results.bin: ends inside clip {clip} of {clips}")
+        windows.append(np.frombuffer(results, np.int8, window_bytes, offset))
+        outputs.append(np.frombuffer(results, np.int8, labels, offset + window_bytes))
+        offset += window_bytes + labels
+        counts.append(struct.unpack_from(f"<{len(COUNT_FIELDS)}I", results, offset))
+        offset += 4 * len(COUNT_FIELDS)
+        (layers,) = struct.unpack_from("<I", results, offset)
+        if offset + 4 + 4 * layers > len(results):
+            raise M4Error(f"results.bin: ends inside clip {clip}'s layer counts")
+        layer_instructions.append(struct.unpack_from(f"<{layers}I", results, offset + 4))
+        offset += 4 + 4 * layers
+    if offset != len(results):
+        raise M4Error(f"results.bin: {len(results) - offset} bytes after the last of {clips} clips")
+    facts, names = {}, []
+    for line in stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "layers":
+            names = value.split()
+        elif key.endswith("_bytes"):
+            facts[key] = int(value)
+    if len({len(row) for row in layer_instructions}) > 1 or (layer_instructions and
+                                                             len(layer_instructions[0]) != len(names)):
+        raise M4Error(f"the image named {len(names)} layers but counted a different number")
+    return M4Run(np.array(windows, np.int8).reshape(clips, window_bytes), np.array(outputs, np.int8).reshape(clips, labels),
+                 np.array(counts, np.uint32).reshape(clips, len(COUNT_FIELDS)),
+                 np.array(layer_instructions, np.uint32).reshape(clips, len(names)), names, facts)
+
+
+def run_image(image: Path, clips: np.ndarray) -> M4Run:
+    """Runs the image under QEMU on the clips (int16 [n, samples])."""
+    _require(["qemu-system-arm"])
+    with tempfile.TemporaryDirectory(prefix="kws-m4-") as workdir:
+        write_clips(Path(workdir) / "clips.bin", clips)
+        timeout = max(QEMU_SECONDS_MIN, QEMU_SECONDS_PER_CLIP * len(clips))
+        try:
+            done = subprocess.run([*QEMU_COMMAND, "-kernel", str(image)], cwd=workdir, capture_output=True,
+                                  text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            raise M4Error(f"QEMU did not finish {len(clips)} clips in {timeout:.0f} s") from error
+        if done.returncode != 0:
+            raise M4Error(f"the image stopped with status {done.returncode}: {done.stderr.strip()[-2000:]}")
+        return parse_results((Path(workdir) / "results.bin").read_bytes(), done.stdout)
+
+
+def host_reference(model_dir: object, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The host's int8 windows and outputs for the same clips, through the virtual board's pipeline."""
+    from kws.pipeline import StreamingPipeline
+
+    pipeline = StreamingPipeline(model_dir)
+    windows, outputs = [], []
+    for clip in clips:
+        pipeline.reset()
+        pipeline.feed(clip)
+        window = pipeline.window()
+        windows.append(window.reshape(-1))
+        outputs.append(pipeline.model.predict(window[np.newaxis])[0])
+    return np.array(windows, np.int8), np.array(outputs, np.int8)
+
+
+def compiler_version() -> str:
+    return subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+
+
+def emulator_version() -> str:
+    return subprocess.run(["qemu-system-arm", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+
+
+def agreement(run: M4Run, host_windows: np.ndarray, host_outputs: np.ndarray) -> dict:
+    """How many clips the board and the host computed identically."""
+    same_windows = np.all(run.windows == host_windows, axis=1)
+    same_outputs = np.all(run.outputs == host_outputs, axis=1)
+    difference = np.abs(run.outputs.astype(np.int16) - host_outputs.astype(np.int16))
+    return {
+        "clips": len(run.outputs),
+        "features_identical": int(same_windows.sum()),
+        "outputs_identical": int(same_outputs.sum()),
+        "top1_identical": int(np.sum(run.outputs.argmax(1) == host_outputs.argmax(1))),
+        "max_output_difference": int(difference.max(initial=0)),
+        "all_identical": bool(same_windows.all() and same_outputs.all()),
+    }
+
+
+def instruction_summary(run: M4Run, tflite: bytes, inference_every_strides: int, clock_hz: int,
+                        cycles_per_instruction: float) -> dict:
+    """Per-layer, per-inference and per-stride instruction counts; the estimate beside each layer; the schedule."""
+    from kws.cost import estimate_model
+
+    estimate = estimate_model(tflite)
+    if [op.op for op in estimate.ops] != run.layers:
+        raise M4Error(f"the image ran layers {run.layers}, the model has {[op.op for op in estimate.ops]}")
+    counts = {field: run.counts[:, i].astype(np.int64) for i, field in enumerate(COUNT_FIELDS)}
+    layer_median = np.median(run.layer_instructions, axis=0)
+    layers = [{"op": op.op, "macs": op.macs, "instructions": int(measured),
+               "instructions_per_mac": round(measured / op.macs, 3) if op.macs else None,
+               "estimated": op.instructions}
+              for op, measured in zip(estimate.ops, layer_median, strict=True)]
+    inference = int(np.median(counts["inference_instructions"]))
+    stride = float(np.sum(counts["frontend_instructions"]) / np.sum(counts["frontend_strides"]))
+    stride_max = int(counts["frontend_max_stride"].max())
+    return {
+        "per_inference": {"median": inference, "max": int(counts["inference_instructions"].max()),
+                          "estimated": estimate.instructions},
+        "per_frontend_stride": {"mean": round(stride), "max": stride_max},
+        "layers": layers,
+        "schedule": schedule(inference, stride, inference_every_strides, clock_hz, cycles_per_instruction),
+    }
+
+
+def schedule(inference: float, stride: float, every: int, clock_hz: int, cycles_per_instruction: float,
+             stride_ms: float = 20.0) -> dict:
+    """CPU load of running the front end every stride and the model every `every` strides, from instruction
+    counts at an assumed cycles-per-instruction; headroom is the share of the period left over."""
+    period_cycles = clock_hz * stride_ms / 1000 * every
+    busy = (inference + every * stride) * cycles_per_instruction
+    return {"inference_every_strides": every, "cycles_per_instruction": cycles_per_instruction,
+            "busy_cycles_per_period": round(busy), "period_cycles": round(period_cycles),
+            "load": round(busy / period_cycles, 3), "headroom": round(1 - busy / period_cycles, 3)}
+
+
+def smallest_schedule(inference: float, stride: float, clock_hz: int, cycles_per_instruction: float,
+                      headroom: float = 0.2, stride_ms: float = 20.0) -> int:
+    """The most frequent inference (fewest strides apart) that leaves `headroom` of the CPU free."""
+    every = 1
+    while schedule(inference, stride, every, clock_hz, cycles_per_instruction, stride_ms)["headroom"] < headroom:
+        every += 1
+        if every > 50:
+            raise M4Error(f"the front end alone ({stride:.0f} instructions per stride) leaves no {headroom:.0%} "
+                          f"headroom")
+    return every
+
+
+def measure(model_path: str | Path, library_path: str | Path, clips: np.ndarray, clip_source: str, opt: str,
+            float_abi: str) -> dict:
+    """Builds and runs the check for one model on the clips; the measurement as m4_measurement.json holds it."""
+    from kws.evaluate import ModelDir
+
+    model_dir = ModelDir(model_path)
+    library = Library.at(library_path)
+    tflite = model_dir.tflite
+    image = build_image(library, model_dir.path, opt, float_abi)
+    print(f"running {len(clips)} clips on the Cortex-M4 (QEMU)", file=sys.stderr)
+    run = run_image(image, clips)
+    print("computing the same clips on the host", file=sys.stderr)
+    host_windows, host_outputs = host_reference(model_dir, clips)
+    config = model_dir.config
+    board = config.board
+    return {
+        "model": {"name": config.name, "tflite_md5": hashlib.md5(tflite).hexdigest(),
+                  "tflite_bytes": len(tflite)},
+        "library": {"name": library.name, "version": library.version},
+        "build": {"compiler": compiler_version(), "opt": opt, "float_abi": float_abi,
+                  "flags": "the mbed core's for ARDUINO_NANO33BLE (firmware/test/m4_model/Makefile)"},
+        "emulator": f"{emulator_version()}, mps2-an386, -icount shift=0, SysTick count x 40",
+        "clips": {"count": len(clips), "source": clip_source},
+        "agreement": agreement(run, host_windows, host_outputs),
+        "instructions": instruction_summary(run, tflite, config.recognizer.inference_every_strides,
+                                            board.clock_hz, board.cycles_per_instruction),
+        "memory": {**run.facts, "arena_bytes": _header_value(model_dir.path, "KWS_ARENA_SIZE")},
+    }
+
+
+def _header_value(model_dir: Path, name: str) -> int:
+    header = model_dir / "model_settings.h"
+    match = re.search(rf"^#define {name} (\d+)$", header.read_text(), flags=re.M)
+    if match is None:
+        raise M4Error(f"{header}: no {name}")
+    return int(match.group(1))
+
+
+def load_measurement(model_dir: Path) -> dict | None:
+    """The model's m4_measurement.json if it belongs to the model.tflite beside it; None if there is none."""
+    path = model_dir / MEASUREMENT_FILE
+    if not path.is_file():
+        return None
+    measurement = json.loads(path.read_text())
+    md5 = hashlib.md5((model_dir / "model.tflite").read_bytes()).hexdigest()
+    if measurement["model"]["tflite_md5"] != md5:
+        raise M4Error(f"{path} measured another model (md5 {measurement['model']['tflite_md5']}, model.tflite has "
+                      f"{md5}): run `kws m4 --model {model_dir} --data DIR --save` again")
+    return measurement
+
+
+def summary_lines(measurement: dict) -> list[str]:
+    """What `kws m4` prints."""
+    agree, counts = measurement["agreement"], measurement["instructions"]
+    sched = counts["schedule"]
+    lines = [
+        f"{measurement['model']['name']} on {measurement['library']['name']} {measurement['library']['version']} "
+        f"({measurement['build']['opt']}, -mfloat-abi={measurement['build']['float_abi']}), "
+        f"{agree['clips']} clips of {measurement['clips']['source']}",
+        f"  identical to the host: features {agree['features_identical']}/{agree['clips']}, int8 outputs "
+        f"{agree['outputs_identical']}/{agree['clips']}, top-1 {agree['top1_identical']}/{agree['clips']} "
+        f"(largest output difference {agree['max_output_difference']})",
+        f"  instructions per inference {counts['per_inference']['median']:,} (estimate "
+        f"{counts['per_inference']['estimated']:,}); per 20 ms front-end stride {counts['per_frontend_stride']['mean']:,}"
+        f" (max {counts['per_frontend_stride']['max']:,})",
+        f"  schedule: inference every {sched['inference_every_strides']} strides loads the CPU "
+        f"{sched['load']:.0%} at {sched['cycles_per_instruction']} cycles/instruction (headroom {sched['headroom']:.0%})",
+        "  layer                 MACs   instructions  per MAC  estimate",
+    ]
+    for layer in counts["layers"]:
+        per_mac = f"{layer['instructions_per_mac']:.2f}" if layer["instructions_per_mac"] else "-"
+        lines.append(f"  {layer['op']:<18} {layer['macs']:>9,} {layer['instructions']:>13,} {per_mac:>8} "
+                     f"{layer['estimated']:>9,}")
+    memory = measurement["memory"]
+    lines.append(f"  arena used {memory['arena_used_bytes']:,} of {memory['arena_bytes']:,} B; front-end heap "
+                 f"{memory['frontend_heap_bytes']:,} B; stack high-water {memory['stack_bytes']:,} B")
+    return lines
+
+
+def run(model: str, library: str, data: str, split: str, limit: int | None, save: bool, out: str | None,
+        opt: str, float_abi: str) -> int:
+    """`kws m4`: measure, print, and write the measurement (to the model folder only with --save)."""
+    from kws.bench import bench_clips
+    from kws.evaluate import ModelDir
+    from kws.paths import repo_relative
+
+    model_dir = ModelDir(model)
+    selected = bench_clips(model_dir.config, data, split, limit)
+    print(selected.describe(), file=sys.stderr)
+    if not selected.audio:
+        raise M4Error(f"{data}: no clips to run")
+    measurement = measure(model, library, np.stack(selected.audio), f"{repo_relative(data)} ({split})", opt,
+                          float_abi)
+    print("\n".join(summary_lines(measurement)))
+    targets = ([model_dir.path / MEASUREMENT_FILE] if save else []) + ([Path(out)] if out else [])
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(measurement, indent=2) + "\n")
+        print(f"wrote {target}", file=sys.stderr)
+    return 0 if measurement["agreement"]["all_identical"] else 1
