@@ -59,21 +59,28 @@ def _writes_to_fd2(stream: object) -> bool:
 
 
 class _SilentFirstImport(importlib.abc.MetaPathFinder):
-    """Runs the first import of one module with native stderr silenced, then steps aside."""
+    """Runs the import of one module with native stderr silenced, then steps aside. Only a real import removes it:
+    `importlib.util.find_spec` (kws.features locates TensorFlow's files with it) passes through."""
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._finding = False
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.name:
+        if fullname != self.name or self._finding:
             return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
+        self._finding = True  # the other finders locate it
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding = False
         if spec is not None and spec.loader is not None:
             exec_module = spec.loader.exec_module
 
             def silenced(module: ModuleType) -> None:
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
                 with native_stderr_silenced():
                     exec_module(module)
 
