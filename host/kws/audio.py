@@ -19,6 +19,15 @@ class AudioError(ValueError):
 
 def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     """Reads a PCM WAV as mono int16 at `sample_rate`, resampling and down-mixing when needed."""
+    samples, rate = read_pcm(path)
+    if rate != sample_rate:
+        samples = resample(samples, rate, sample_rate)
+    return float_to_int16(samples)
+
+
+def read_pcm(path: str | Path) -> tuple[np.ndarray, int]:
+    """A PCM WAV as mono float samples at its own rate (and the rate): the whole check of a file, without
+    converting it."""
     path = Path(path)
     try:
         with wave.open(str(path), "rb") as wav:
@@ -38,11 +47,7 @@ def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     if len(frames) < promised * width * channels:
         raise AudioError(f"{path}: truncated data (the header promises {promised} frames, the file holds "
                          f"{len(frames) // (width * channels)})")
-    samples = _pcm_to_float(frames, width, path)
-    samples = samples.reshape(-1, channels).mean(axis=1)
-    if rate != sample_rate:
-        samples = resample(samples, rate, sample_rate)
-    return float_to_int16(samples)
+    return _pcm_to_float(frames, width, path).reshape(-1, channels).mean(axis=1), rate
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:

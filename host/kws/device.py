@@ -10,11 +10,14 @@ Only pyserial and the pure-Python protocol module are imported here, so `kws mon
 
 from __future__ import annotations
 
+import os
 import queue
+import select
 import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import serial
 from serial.tools import list_ports
@@ -32,6 +35,10 @@ from kws.protocol import (
 ARDUINO_USB_VID = 0x2341
 BAUD_RATE = 115200  # ignored by USB CDC, but pyserial needs one
 RECONNECT_TIMEOUT_S = 30.0
+# A board that is slow to read only slows the sender down; one that takes no byte at all for this long is stuck.
+WRITE_STALL_TIMEOUT_S = 30.0
+# This many unreadable lines in a row are not line noise but another device or speed on the port: say so, once.
+GARBAGE_HINT_LINES = 20
 _READ_TIMEOUT_S = 0.05  # how long a read waits, so the reader notices close() quickly
 
 
@@ -55,6 +62,25 @@ def find_port() -> str:
     return ports[0].device
 
 
+def port_user(port: str) -> str:
+    """Who holds the lock on a port, from /proc/locks (Linux): "pid N (command line)", else "another program"."""
+    try:
+        stat = os.stat(port)
+        locks = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return "another program"
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in locks:
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
+            try:
+                command = Path(f"/proc/{fields[4]}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                command = "?"
+            return f"pid {fields[4]} ({command})"
+    return "another program"
+
+
 class Connection:
     """An open link: `events()`/`next_event()` give device lines in order, `send()` writes frames."""
 
@@ -69,6 +95,7 @@ class Connection:
         self._write_lock = threading.Lock()
         self._closed = threading.Event()
         self._seq = 0
+        self._garbage_run = 0  # unreadable lines since the last good one
         self.reconnects = 0
         self._serial = self._open()
         self._reader = threading.Thread(target=self._read_loop, name=f"reader {self.port}", daemon=True)
@@ -80,9 +107,14 @@ class Connection:
         return self._garbage_before + self._decoder.garbage
 
     def _open(self) -> serial.Serial:
+        """Opens the port for this program alone (an advisory lock, as pyserial's exclusive mode takes): two tools
+        reading one port would each get half the lines."""
         try:
-            return serial.Serial(self.port, BAUD_RATE, timeout=_READ_TIMEOUT_S, write_timeout=5)
+            return serial.Serial(self.port, BAUD_RATE, timeout=_READ_TIMEOUT_S, exclusive=True)
         except (serial.SerialException, OSError) as error:
+            if "exclusively lock" in str(error):
+                raise DeviceError(f"{self.port}: in use by {port_user(self.port)}; close it first (one program "
+                                  "per port: kws monitor, stream and bench each need the port alone)") from None
             raise DeviceError(f"{self.port}: cannot open ({error})") from None
 
     def close(self) -> None:
@@ -107,7 +139,17 @@ class Connection:
                     return
                 continue
             for event in self._decoder.feed(data):
+                self._count_garbage_run(event)
                 self._events.put(self._check(event))
+
+    def _count_garbage_run(self, event: Message | Garbage) -> None:
+        if isinstance(event, Message):
+            self._garbage_run = 0
+            return
+        self._garbage_run += 1
+        if self._garbage_run == GARBAGE_HINT_LINES:
+            self._notice(f"{self.port}: {GARBAGE_HINT_LINES} unreadable lines in a row: wrong port or baud rate? "
+                         "(a board running nano-kws firmware, or kws sim, sends CRC-checked text lines)")
 
     def _check(self, event: Message | Garbage) -> Message | Garbage | DeviceError:
         if isinstance(event, Message) and event.tag == "HELLO":
@@ -128,8 +170,8 @@ class Connection:
         deadline, pause = time.monotonic() + self.reconnect_timeout_s, 0.05
         while not self._closed.is_set():
             try:
-                self._serial = serial.Serial(self.port, BAUD_RATE, timeout=_READ_TIMEOUT_S, write_timeout=5)
-            except (serial.SerialException, OSError) as error:
+                self._serial = self._open()
+            except DeviceError as error:
                 if time.monotonic() > deadline:
                     self._events.put(DeviceError(f"{self.port}: disconnected and not back within "
                                                  f"{self.reconnect_timeout_s:.0f} s (last error: {error})"))
@@ -174,25 +216,49 @@ class Connection:
     # ---- writing ----
 
     def send(self, frame_type: int, payload: bytes = b"") -> int:
-        """Writes one frame, once more after a reconnection if the port died under it; returns its sequence number."""
+        """Writes one frame, once more after a reconnection if the port died under it; returns its sequence number.
+
+        A slow board only slows this down (see `_write`): a frame is never cut short by a timeout, which would
+        corrupt it and lose the audio in it."""
         with self._write_lock:
             seq = self._seq
             self._seq = (self._seq + 1) & 0xFFFF
             frame = encode_frame(frame_type, seq, payload)
             reconnects = self.reconnects
             try:
-                self._serial.write(frame)
+                self._write(frame)
                 return seq
+            except DeviceError:
+                raise
             except (serial.SerialException, OSError, TypeError) as error:
                 failure = error
             deadline = time.monotonic() + self.reconnect_timeout_s + 1
             while self.reconnects == reconnects and time.monotonic() < deadline and not self._closed.is_set():
                 time.sleep(0.02)
             try:
-                self._serial.write(frame)
+                self._write(frame)
                 return seq
             except (serial.SerialException, OSError, TypeError):
                 raise DeviceError(f"{self.port}: cannot write ({failure})") from None
+
+    def _write(self, frame: bytes) -> None:
+        """Writes all of frame, waiting with growing pauses while the port takes nothing (the board reads slower
+        than the host sends, its buffer is full); a DeviceError only when it takes nothing for
+        WRITE_STALL_TIMEOUT_S. The port is non-blocking (pyserial opens it so): each write reports what it took."""
+        pending = memoryview(frame)
+        last_progress, pause = time.monotonic(), 0.001
+        while pending:
+            try:
+                written = os.write(self._serial.fileno(), pending)
+            except BlockingIOError:
+                written = 0
+            if written:
+                pending, last_progress, pause = pending[written:], time.monotonic(), 0.001
+                continue
+            if time.monotonic() - last_progress > WRITE_STALL_TIMEOUT_S:
+                raise DeviceError(f"{self.port}: the board took no data for {WRITE_STALL_TIMEOUT_S:g} s")
+            select.select([], [self._serial.fileno()], [], pause)
+            pause = min(0.1, pause * 2)
 
     def handshake(self, timeout: float = 5.0, on_other: Callable[[Message | Garbage], None] | None = None) -> Message:
         """Takes the board's input over (HELLO frame) and returns its HELLO line."""

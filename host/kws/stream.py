@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import TextIO
 
 from kws.device import Connection
+from kws.paths import shown
 from kws.protocol import FRAME_MAX_PAYLOAD, FrameType, Garbage, Message
 
 SAMPLES_PER_FRAME = FRAME_MAX_PAYLOAD // 2
 DRAIN_TIMEOUT_S = 60.0  # a slow board may still be working through --fast audio when the last frame is sent
+# Silence sent after the last file: the model sees a word for a whole 1 s window after it starts, and the recognizer
+# averages its scores over up to 1 s more, so the detection of a word at the very end of a file comes after it.
+TRAILING_SILENCE_S = 1.5
 
 
 class Streamer:
@@ -65,11 +68,28 @@ class Streamer:
                                  "ACK of BYE", self.on_event)
 
 
+def check_files(wavs: list[str]) -> None:
+    """Reads every file before anything is sent: a bad one found halfway would cut the stream short after the
+    board had heard part of it. Raises an AudioError naming each bad file and why."""
+    from kws import audio
+
+    problems = []
+    for path in wavs:
+        try:
+            audio.read_pcm(path)
+        except audio.AudioError as error:
+            problems.append(str(error))
+    if problems:
+        raise audio.AudioError(f"{len(problems)} of {len(wavs)} files cannot be streamed, nothing was sent:\n  "
+                               + "\n  ".join(problems))
+
+
 def run(port: str | None, wavs: list[str], use_mic: bool, fast: bool, out: TextIO | None = None) -> int:
     """Streams the WAV files one after another (or the microphone until Ctrl-C); returns the exit status."""
     out = out or sys.stdout
     from kws import audio
 
+    check_files(wavs)
     with Connection(port, notice=lambda text: print(text, file=out, flush=True)) as connection:
         hello = connection.handshake()  # lines from before it (mic-mode detections) are not ours: dropped
         sample_rate = hello.get_int("sr")
@@ -93,8 +113,9 @@ def run(port: str | None, wavs: list[str], use_mic: bool, fast: bool, out: TextI
                 microphone.stop()
         else:
             for path in wavs:
-                print(f"{Path(path).name}", file=out, flush=True)
+                print(shown(path), file=out, flush=True)
                 streamer.send(audio.read_wav(path, sample_rate).astype("<i2").tobytes())
+            streamer.send(bytes(2 * round(TRAILING_SILENCE_S * sample_rate)))
         streamer.finish()
         labels = ", ".join(message.fields["label"] for message in streamer.detections) or "none"
         print(f"{len(streamer.detections)} detections: {labels}", file=out, flush=True)
