@@ -185,9 +185,12 @@ def test_scores_from_int8() -> None:
 
 # ---- recognizer ----
 
-def reference_recognizer(events: list[tuple[int, list[int]]], reportable: list[bool], window: int, threshold: int,
-                         suppression: int, minimum_count: int) -> list[tuple[int, int, int] | None]:
-    """A direct transcription of the rules in kws_recognizer.h (upstream RecognizeCommands + the mask)."""
+def reference_recognizer(events: list[tuple[int, list[int]]], reportable: list[bool], window: int,
+                         threshold: int | list[int], suppression: int,
+                         minimum_count: int) -> list[tuple[int, int, int] | None]:
+    """A direct transcription of the rules in kws_recognizer.h (upstream RecognizeCommands + the mask + one
+    threshold per label when `threshold` is a list)."""
+    thresholds = threshold if isinstance(threshold, list) else [threshold] * len(reportable)
     history: list[tuple[int, list[int]]] = []
     previous: tuple[int, int] | None = None
     out: list[tuple[int, int, int] | None] = []
@@ -198,7 +201,7 @@ def reference_recognizer(events: list[tuple[int, list[int]]], reportable: list[b
             continue
         averages = [sum(h[1][i] for h in history) // len(history) for i in range(len(scores))]
         top = max(range(len(scores)), key=lambda i: (averages[i], -i))
-        new = averages[top] > threshold and (previous is None or top != previous[0]
+        new = averages[top] > thresholds[top] and (previous is None or top != previous[0]
                                              or time_ms - previous[1] > suppression)
         if new:
             previous = (top, time_ms)
@@ -225,7 +228,7 @@ def test_recognizer_hand_built_sequence() -> None:
 
 def test_recognizer_matches_reference_on_random_streams() -> None:
     rng = np.random.default_rng(7)
-    for _ in range(20):
+    for run in range(20):
         n = int(rng.integers(2, 8))
         reportable = [bool(flag) for flag in rng.integers(0, 2, size=n)]
         window, threshold = int(rng.integers(1, 1500)), int(rng.integers(100, 250))
@@ -238,7 +241,23 @@ def test_recognizer_matches_reference_on_random_streams() -> None:
             scores = rng.integers(0, 40, size=n)
             scores[label] = rng.integers(150, 256)
             events.append((int(t), [int(s) for s in scores]))
-        recognizer = core.Recognizer(n, reportable, window, threshold, suppression, minimum_count)
+        per_label = [int(t) for t in rng.integers(100, 250, size=n)] if run % 2 else None
+        recognizer = core.Recognizer(n, reportable, window, threshold, suppression, minimum_count, per_label)
         got = [recognizer.process(t, np.array(s, dtype=np.uint8)) for t, s in events]
-        expected = reference_recognizer(events, reportable, window, threshold, suppression, minimum_count)
+        expected = reference_recognizer(events, reportable, window, per_label or threshold, suppression,
+                                        minimum_count)
         assert [(d.label_index, d.score, d.time_ms) if d else None for d in got] == expected
+
+
+def test_recognizer_tops_are_the_averages_any_threshold_sees() -> None:
+    rng = np.random.default_rng(3)
+    times = np.cumsum(rng.integers(10, 80, size=400))
+    scores = rng.integers(0, 256, size=(400, 4)).astype(np.uint8)
+    top, score = core.Recognizer(4, [False, True, True, True], 300, 255, 0, 3).tops(times, scores)
+    for threshold in (100, 180):
+        probe = core.Recognizer(4, [False, True, True, True], 300, threshold, 0, 3)
+        results = [probe.recognize(int(t), s) for t, s in zip(times, scores, strict=True)]
+        assert [r.top_index for r in results] == top.tolist()
+        assert [r.top_score for r in results] == score.tolist()
+    with pytest.raises(ValueError, match="thresholds for"):
+        core.Recognizer(4, [False] * 4, 300, 200, 0, 3, thresholds=[1, 2])

@@ -51,6 +51,7 @@ static void run_recognizer(void) {
   static kws_recognizer rec;
   const kws_recognizer_config config = {1000u, 200u, 1500u, 3u};
   const uint8_t reportable[5] = {0, 0, 1, 1, 1};
+  const uint8_t thresholds[5] = {230u, 200u, 150u, 210u, 180u};
   uint32_t t = 0u;
   int step, label = 0;
   kws_recognizer_init(&rec, &config, 5, reportable);
@@ -70,6 +71,8 @@ static void run_recognizer(void) {
     t += 20u + (rnd_below(10) == 0u ? rnd_below(700) : 0u);
     if (rnd_below(100) == 0u) t -= 50u;
     if (rnd_below(500) == 0u) kws_recognizer_reset(&rec);
+    /* The second half runs with per-label thresholds. */
+    if (step == 750) kws_recognizer_set_thresholds(&rec, thresholds);
     st = kws_recognizer_process(&rec, t, scores, &r);
     printf("rec %d t=%lu st=%d ready=%d top=%d score=%u new=%d det=%d\n", step,
            (unsigned long)t, (int)st, r.ready, r.top_index,

@@ -241,6 +241,38 @@ static void test_recognizer_threshold_is_strict(void) {
   CHECK(feed(&rec, 1000u, kYes, 201).detected);
 }
 
+/* Each label clears its own bar; the top label is still the highest average. */
+static void test_recognizer_per_label_thresholds(void) {
+  kws_recognizer rec;
+  kws_recognition r;
+  const kws_recognizer_config config = {3u, 200u, 0u, 1u};
+  const uint8_t thresholds[kLabels] = {200u, 200u, 120u, 240u};
+  uint8_t scores[kLabels] = {0, 0, 0, 0};
+  kws_recognizer_init(&rec, &config, kLabels, kReportable);
+  CHECK_EQ(rec.thresholds[kNo], 200); /* init: the single threshold */
+  CHECK(!feed(&rec, 0u, kYes, 150).detected);
+  CHECK_EQ(kws_recognizer_set_thresholds(&rec, thresholds), KWS_REC_OK);
+  CHECK(!feed(&rec, 100u, kYes, 120).detected); /* strict */
+  CHECK(feed(&rec, 200u, kYes, 121).detected);
+  CHECK(!feed(&rec, 300u, kNo, 240).detected);
+  CHECK(feed(&rec, 400u, kNo, 241).detected);
+  /* "yes" above its own bar but below "no" is not reported: "no" is top and
+   * under its bar, so nothing is a new command. */
+  scores[kYes] = 125;
+  scores[kNo] = 130;
+  CHECK_EQ(kws_recognizer_process(&rec, 500u, scores, &r), KWS_REC_OK);
+  CHECK_EQ(r.top_index, kNo);
+  CHECK(!r.is_new_command && !r.detected);
+  /* Non-keywords keep their bar too. */
+  CHECK(!feed(&rec, 600u, kUnknown, 200).is_new_command);
+  CHECK(feed(&rec, 700u, kUnknown, 201).is_new_command);
+  /* A reset keeps the thresholds; NULL is rejected and changes nothing. */
+  kws_recognizer_reset(&rec);
+  CHECK_EQ(kws_recognizer_set_thresholds(&rec, NULL), KWS_REC_ERR_ARG);
+  CHECK_EQ(kws_recognizer_set_thresholds(NULL, thresholds), KWS_REC_ERR_ARG);
+  CHECK(feed(&rec, 800u, kYes, 121).detected);
+}
+
 static void test_recognizer_non_reportable(void) {
   kws_recognizer rec;
   kws_recognition r;
@@ -967,6 +999,7 @@ int main(void) {
   test_recognizer_window_average();
   test_recognizer_suppression();
   test_recognizer_threshold_is_strict();
+  test_recognizer_per_label_thresholds();
   test_recognizer_non_reportable();
   test_recognizer_time_order();
   test_recognizer_reset();

@@ -116,6 +116,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     signatures = {
         "kws_recognizer_init": (ctypes.c_int, [p, ctypes.POINTER(_RecognizerConfig), ctypes.c_int, p]),
         "kws_recognizer_reset": (None, [p]),
+        "kws_recognizer_set_thresholds": (ctypes.c_int, [p, p]),
         "kws_recognizer_process": (ctypes.c_int, [p, u32, p, ctypes.POINTER(_Recognition)]),
         "kws_scores_from_int8": (None, [p, ctypes.c_int, i32, p]),
         "kws_scale_features": (ctypes.c_int, [p, p, sz, i32, i32, i32]),
@@ -200,10 +201,12 @@ class Detection:
 
 
 class Recognizer:
-    """micro_speech's RecognizeCommands (averaging, threshold, suppression) as the board runs it."""
+    """micro_speech's RecognizeCommands (averaging, threshold, suppression) as the board runs it, with one threshold
+    per label when `thresholds` is given (num_labels values 0..255; `detection_threshold` is then unused)."""
 
     def __init__(self, num_labels: int, reportable: Sequence[bool], average_window_ms: int,
-                 detection_threshold: int, suppression_ms: int, minimum_count: int) -> None:
+                 detection_threshold: int, suppression_ms: int, minimum_count: int,
+                 thresholds: Sequence[int] | None = None) -> None:
         lib = library()
         if len(reportable) != num_labels:
             raise ValueError(f"{len(reportable)} reportable flags for {num_labels} labels")
@@ -217,6 +220,11 @@ class Recognizer:
             max_labels = _constant(lib, "kws_py_max_labels", ctypes.c_int)
             raise ValueError(f"bad recognizer settings: num_labels {num_labels} (1..{max_labels}), "
                              f"average_window_ms {average_window_ms} (> 0), minimum_count {minimum_count}")
+        if thresholds is not None:
+            values = _as_dtype(list(thresholds), np.uint8, "thresholds")
+            if values.shape != (num_labels,):
+                raise ValueError(f"{values.size} thresholds for {num_labels} labels")
+            lib.kws_recognizer_set_thresholds(self._state, values.ctypes.data)
 
     def recognize(self, time_ms: int, scores: np.ndarray) -> Recognition:
         """Adds one result (scores 0..255 per label, time in ms, not earlier than the last) and reports."""
@@ -258,6 +266,25 @@ class Recognizer:
             if result.detected:
                 detections.append(Detection(result.top_index, result.top_score, time_ms))
         return detections
+
+    def tops(self, times_ms: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The top label and its average (0..255) after each result of a recorded stream, -1 and 0 where not ready
+        (rules 1-5, which no threshold or suppression changes). Calibration applies rule 6 to these for many
+        thresholds without replaying the averages; build the recognizer with thresholds of 255 so that no new
+        command changes its state."""
+        values = _as_dtype(scores, np.uint8, "scores")
+        stamps = np.asarray(times_ms, np.int64)
+        if values.shape != (len(stamps), self.num_labels) or np.any(np.diff(stamps) < 0):
+            raise ValueError("scores must be (results, labels) with result times that do not decrease")
+        process, state, base, row = library().kws_recognizer_process, self._state, values.ctypes.data, self.num_labels
+        result = _Recognition()
+        pointer = ctypes.byref(result)
+        top = np.empty(len(stamps), np.int16)
+        score = np.empty(len(stamps), np.uint8)
+        for i, time_ms in enumerate((stamps & 0xFFFFFFFF).tolist()):
+            process(state, time_ms, base + i * row, pointer)
+            top[i], score[i] = result.top_index, result.top_score
+        return top, score
 
     def reset(self) -> None:
         """Forgets the history and the previous command, as the board does on CLIP_BEGIN."""

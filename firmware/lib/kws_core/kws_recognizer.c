@@ -19,8 +19,16 @@ kws_rec_status kws_recognizer_init(kws_recognizer* rec,
   rec->num_labels = num_labels;
   for (i = 0; i < num_labels; ++i) {
     rec->reportable[i] = reportable[i] != 0u;
+    rec->thresholds[i] = config->detection_threshold;
   }
   kws_recognizer_reset(rec);
+  return KWS_REC_OK;
+}
+
+kws_rec_status kws_recognizer_set_thresholds(kws_recognizer* rec,
+                                             const uint8_t* thresholds) {
+  if (rec == NULL || thresholds == NULL) return KWS_REC_ERR_ARG;
+  memcpy(rec->thresholds, thresholds, (size_t)rec->num_labels);
   return KWS_REC_OK;
 }
 
@@ -103,7 +111,7 @@ kws_rec_status kws_recognizer_process(kws_recognizer* rec, uint32_t time_ms,
   out->ready = 1;
   out->top_index = top;
   out->top_score = (uint8_t)top_score;
-  if (top_score > (int32_t)rec->config.detection_threshold &&
+  if (top_score > (int32_t)rec->thresholds[top] &&
       (top != rec->previous_index || rec->previous_index < 0 ||
        elapsed(time_ms, rec->previous_time_ms) >
            (int32_t)rec->config.suppression_ms)) {

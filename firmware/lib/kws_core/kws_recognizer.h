@@ -17,13 +17,20 @@
  *  4. Each label's average is the integer mean (truncated) of its scores.
  *  5. The top label is the first one with the highest average; if every
  *     average is 0 it is label 0 with score 0.
- *  6. It is a new command when its average > detection_threshold and either it
- *     differs from the previous new command's label, or more than
+ *  6. It is a new command when its average > the top label's threshold and
+ *     either it differs from the previous new command's label, or more than
  *     suppression_ms passed since that one (no previous one counts as
  *     infinitely long ago). Upstream also treats a previous command of
  *     label 0 ("silence") as infinitely long ago; that only changes when a
  *     repeated silence re-arms, which is never reported here, so it is left out.
- * Our one addition is the reportable mask: a new command of a label that is not
+ * Our additions: per-label thresholds (kws_recognizer_set_thresholds; by
+ * default every label has config.detection_threshold, which is upstream's
+ * single threshold). The top label is still the one with the highest average;
+ * only the bar it must clear depends on the label, so a keyword the model
+ * scores low can have a lower bar than a confident one. Cost: one byte per
+ * label in the struct, KWS_RECOGNIZER_MAX_LABELS = 32 bytes of RAM, and one
+ * load per result.
+ * And the reportable mask: a new command of a label that is not
  * a keyword (silence, unknown) still becomes the "previous command", exactly as
  * upstream, but it is never reported as a detection. So "yes", then a
  * confident "unknown", then "yes" again within suppression_ms reports "yes"
@@ -55,7 +62,8 @@ typedef enum {
 
 typedef struct {
   uint32_t average_window_ms;  /* > 0 */
-  uint8_t detection_threshold; /* average must be strictly above this */
+  uint8_t detection_threshold; /* average must be strictly above this (every
+                                  label until kws_recognizer_set_thresholds) */
   uint32_t suppression_ms;
   uint32_t minimum_count;      /* 1 .. KWS_RECOGNIZER_MAX_HISTORY */
 } kws_recognizer_config;
@@ -72,6 +80,7 @@ typedef struct {
   kws_recognizer_config config;
   int num_labels;
   uint8_t reportable[KWS_RECOGNIZER_MAX_LABELS];
+  uint8_t thresholds[KWS_RECOGNIZER_MAX_LABELS]; /* per label, rule 6 */
   uint32_t times[KWS_RECOGNIZER_MAX_HISTORY];
   uint8_t scores[KWS_RECOGNIZER_MAX_HISTORY][KWS_RECOGNIZER_MAX_LABELS];
   int front; /* index of the oldest result */
@@ -84,6 +93,13 @@ typedef struct {
 kws_rec_status kws_recognizer_init(kws_recognizer* rec,
                                    const kws_recognizer_config* config,
                                    int num_labels, const uint8_t* reportable);
+
+/* Gives each label its own threshold: thresholds holds num_labels values (the
+ * average of label i must be strictly above thresholds[i] for a new command).
+ * Replaces config.detection_threshold; history and previous command are kept.
+ * KWS_REC_ERR_ARG on a NULL pointer (nothing changed). */
+kws_rec_status kws_recognizer_set_thresholds(kws_recognizer* rec,
+                                             const uint8_t* thresholds);
 
 /* Forgets all results and the previous command (start of a new clip). */
 void kws_recognizer_reset(kws_recognizer* rec);
