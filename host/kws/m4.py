@@ -94,19 +94,12 @@ def _require(tools: list[str]) -> None:
                       f"libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm make`")
 
 
-def build_image(library: Library, model_dir: Path, opt: str, float_abi: str, jobs: int | None = None) -> Path:
+def build_image(library: Library, model_dir: Path, opt: str, float_abi: str) -> Path:
     """Builds the check image for one model; the library's objects are built once per flag set and reused."""
-    _require(["make", "arm-none-eabi-g++"])
-    build = REPO_ROOT / "build" / "m4_model"
-    variables = [f"TFLM_LIB={library.path.resolve()}", f"MODEL_DIR={model_dir.resolve()}", f"OPT={opt}",
-                 f"FLOAT_ABI={float_abi}", f"BUILD={build}"]
     print(f"building the check image for {model_dir.name} with {library.name} {library.version} ({opt}, "
           f"-mfloat-abi={float_abi}); the library's 215 sources take a few minutes the first time", file=sys.stderr)
-    done = subprocess.run(["make", "-s", f"-j{jobs or os.cpu_count() or 1}", "-C", str(HARNESS_DIR), "image",
-                           *variables], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise M4Error(f"building the Cortex-M4 image failed:\n{(done.stdout + done.stderr)[-3000:]}")
-    return Path(done.stdout.strip().splitlines()[-1]).resolve()
+    return make_target("image", f"TFLM_LIB={library.path.resolve()}", f"MODEL_DIR={model_dir.resolve()}",
+                       f"OPT={opt}", f"FLOAT_ABI={float_abi}")
 
 
 def write_clips(path: Path, clips: np.ndarray) -> None:
@@ -156,20 +149,35 @@ def parse_results(results: bytes, stdout: str) -> M4Run:
                  np.array(layer_instructions, np.uint32).reshape(clips, len(names)), names, facts)
 
 
-def run_image(image: Path, clips: np.ndarray) -> M4Run:
-    """Runs the image under QEMU on the clips (int16 [n, samples])."""
+def run_qemu(image: Path, workdir: Path, timeout: float) -> str:
+    """Runs a semihosting image with workdir as its file system; its standard output."""
     _require(["qemu-system-arm"])
+    try:
+        done = subprocess.run([*QEMU_COMMAND, "-kernel", str(image)], cwd=workdir, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as error:
+        raise M4Error(f"{image.name} did not finish under QEMU in {timeout:.0f} s") from error
+    if done.returncode != 0:
+        raise M4Error(f"{image.name} stopped with status {done.returncode}: {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+def run_image(image: Path, clips: np.ndarray) -> M4Run:
+    """Runs the check image under QEMU on the clips (int16 [n, samples])."""
     with tempfile.TemporaryDirectory(prefix="kws-m4-") as workdir:
         write_clips(Path(workdir) / "clips.bin", clips)
-        timeout = max(QEMU_SECONDS_MIN, QEMU_SECONDS_PER_CLIP * len(clips))
-        try:
-            done = subprocess.run([*QEMU_COMMAND, "-kernel", str(image)], cwd=workdir, capture_output=True,
-                                  text=True, timeout=timeout)
-        except subprocess.TimeoutExpired as error:
-            raise M4Error(f"QEMU did not finish {len(clips)} clips in {timeout:.0f} s") from error
-        if done.returncode != 0:
-            raise M4Error(f"the image stopped with status {done.returncode}: {done.stderr.strip()[-2000:]}")
-        return parse_results((Path(workdir) / "results.bin").read_bytes(), done.stdout)
+        stdout = run_qemu(image, Path(workdir), max(QEMU_SECONDS_MIN, QEMU_SECONDS_PER_CLIP * len(clips)))
+        return parse_results((Path(workdir) / "results.bin").read_bytes(), stdout)
+
+
+def make_target(target: str, *variables: str) -> Path:
+    """Builds a target of the check Makefile that echoes the image it made; that image."""
+    _require(["make", "arm-none-eabi-g++"])
+    done = subprocess.run(["make", "-s", f"-j{os.cpu_count() or 1}", "-C", str(HARNESS_DIR), target,
+                           *variables], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise M4Error(f"building {target} for the Cortex-M4 failed:\n{(done.stdout + done.stderr)[-3000:]}")
+    return (HARNESS_DIR / done.stdout.strip().splitlines()[-1]).resolve()
 
 
 def host_reference(model_dir: object, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

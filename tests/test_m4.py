@@ -1,0 +1,119 @@
+"""The Cortex-M4 check (`kws m4`): its instruction counter, its result format and the evidence the shipped models
+carry. CI cannot fetch the TFLM Arduino library the check image needs, so the shipped models' measurements are
+checked for belonging to the model files beside them instead of being rerun."""
+
+import hashlib
+import json
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws import m4
+from kws.cost import estimate_model
+from kws.paths import REPO_ROOT
+
+SHIPPED = sorted(path.parent for path in (REPO_ROOT / "models").glob("*/model.tflite"))
+MIN_AGREEMENT_CLIPS = 500
+
+
+def test_instruction_counter_counts_loops_of_known_length_under_qemu():
+    image = m4.make_target("counter-image")
+    with tempfile.TemporaryDirectory() as workdir:
+        output = m4.run_qemu(image, Path(workdir), timeout=120)
+    pairs = np.array([line.split() for line in output.splitlines()], np.int64)
+    assert len(pairs) == 43
+    # One SysTick tick is 40 instructions: each interval is exact to within a tick, those across the wrap too.
+    assert np.all(np.abs(pairs[:, 1] - pairs[:, 0]) <= 40)
+
+
+def _results(clips: int, window: int, labels: int, layers: list[str], rng: np.random.Generator) -> tuple:
+    """A results.bin as model_check.cpp writes it, with the arrays that went into it."""
+    windows = rng.integers(-128, 128, (clips, window), dtype=np.int8)
+    outputs = rng.integers(-128, 128, (clips, labels), dtype=np.int8)
+    counts = rng.integers(0, 2**32, (clips, len(m4.COUNT_FIELDS)), dtype=np.uint32)
+    per_layer = rng.integers(0, 2**32, (clips, len(layers)), dtype=np.uint32)
+    body = m4.RESULTS_MAGIC + struct.pack("<III", window, labels, clips)
+    for i in range(clips):
+        body += windows[i].tobytes() + outputs[i].tobytes() + counts[i].astype("<u4").tobytes()
+        body += struct.pack("<I", len(layers)) + per_layer[i].astype("<u4").tobytes()
+    stdout = f"layers {' '.join(layers)}\narena_used_bytes 123\nfrontend_heap_bytes 45\nstack_bytes 67\n"
+    return body, stdout, windows, outputs, counts, per_layer
+
+
+def test_results_are_read_back_exactly():
+    layers = ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+    body, stdout, windows, outputs, counts, per_layer = _results(3, 20, 4, layers, np.random.default_rng(0))
+    run = m4.parse_results(body, stdout)
+    np.testing.assert_array_equal(run.windows, windows)
+    np.testing.assert_array_equal(run.outputs, outputs)
+    np.testing.assert_array_equal(run.counts, counts)
+    np.testing.assert_array_equal(run.layer_instructions, per_layer)
+    assert run.layers == layers
+    assert run.facts == {"arena_used_bytes": 123, "frontend_heap_bytes": 45, "stack_bytes": 67}
+
+
+@pytest.mark.parametrize(("cut", "message"), [(10, "not a KWSM4R1"), (-5, "ends inside clip 2"),
+                                             (None, "bytes after the last")])
+def test_damaged_results_are_refused_with_the_place(cut, message):
+    body, stdout, *_ = _results(3, 20, 4, ["CONV_2D"], np.random.default_rng(1))
+    damaged = body + b"\0\0" if cut is None else body[:cut]
+    with pytest.raises(m4.M4Error, match=message):
+        m4.parse_results(damaged, stdout)
+
+
+def test_layer_names_must_match_the_counts():
+    body, stdout, *_ = _results(2, 8, 3, ["CONV_2D", "SOFTMAX"], np.random.default_rng(2))
+    with pytest.raises(m4.M4Error, match="named 1 layers"):
+        m4.parse_results(body, stdout.replace("CONV_2D ", ""))
+
+
+def test_agreement_counts_each_kind_of_difference():
+    body, stdout, windows, outputs, *_ = _results(4, 10, 3, ["SOFTMAX"], np.random.default_rng(3))
+    run = m4.parse_results(body, stdout)
+    host_windows, host_outputs = windows.copy(), outputs.copy()
+    host_windows[0, 0] ^= 1  # clip 0: one feature differs
+    host_outputs[1, 0] = np.int8(int(host_outputs[1, 0]) ^ 4)  # clip 1: one output, by 4
+    result = m4.agreement(run, host_windows, host_outputs)
+    assert result["features_identical"] == 3 and result["outputs_identical"] == 3
+    assert result["max_output_difference"] == 4
+    assert result["all_identical"] is False
+    assert m4.agreement(run, windows, outputs)["all_identical"] is True
+
+
+def test_schedule_load_and_the_smallest_schedule_with_headroom():
+    clock, cpi = 64_000_000, 1.25
+    # 2 M instructions per inference + 3 strides of 100 k at 1.25 cycles each, against 3 x 1.28 M cycles.
+    load = m4.schedule(2_000_000, 100_000, 3, clock, cpi)
+    assert load["load"] == pytest.approx((2_000_000 + 300_000) * 1.25 / 3_840_000, abs=1e-3)
+    every = m4.smallest_schedule(2_000_000, 100_000, clock, cpi, headroom=0.2)
+    assert m4.schedule(2_000_000, 100_000, every, clock, cpi)["headroom"] >= 0.2
+    assert m4.schedule(2_000_000, 100_000, every - 1, clock, cpi)["headroom"] < 0.2
+
+
+def test_a_folder_without_the_library_is_refused_by_name(tmp_path):
+    with pytest.raises(m4.M4Error, match=f"{tmp_path}: not a TFLM Arduino library"):
+        m4.Library.at(tmp_path)
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda path: path.name)
+def test_shipped_model_carries_a_current_m4_measurement_with_full_agreement(model_dir):
+    """A model re-exported without a new M4 run fails here: the measurement names the md5 it measured."""
+    measurement = m4.load_measurement(model_dir)
+    assert measurement is not None, f"{model_dir}: no {m4.MEASUREMENT_FILE}; run kws m4 --model {model_dir} --save"
+    tflite = (model_dir / "model.tflite").read_bytes()
+    assert measurement["model"]["tflite_md5"] == hashlib.md5(tflite).hexdigest()
+    agreement = measurement["agreement"]
+    assert agreement["clips"] >= MIN_AGREEMENT_CLIPS
+    assert agreement["all_identical"] and agreement["outputs_identical"] == agreement["clips"]
+    layers = [layer["op"] for layer in measurement["instructions"]["layers"]]
+    assert layers == [op.op for op in estimate_model(tflite).ops]
+
+
+def test_a_measurement_of_another_model_is_refused(tmp_path):
+    (tmp_path / "model.tflite").write_bytes(b"new model")
+    (tmp_path / m4.MEASUREMENT_FILE).write_text(json.dumps({"model": {"tflite_md5": "0" * 32}}))
+    with pytest.raises(m4.M4Error, match="measured another model"):
+        m4.load_measurement(tmp_path)
