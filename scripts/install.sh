@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs nano-kws on Debian/Ubuntu: system packages, then a virtualenv in .venv with the pinned Python stack.
 #   scripts/install.sh          what the pipeline needs (espeak-ng, flite, a C compiler, PortAudio)
-#   scripts/install.sh --test   also the Cortex-M4 cross toolchain, QEMU and the test tools
+#   scripts/install.sh --test   also the Cortex-M4 cross toolchain, QEMU, PulseAudio and the test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(espeak-ng flite gcc make libc6-dev libportaudio2 python3-venv)
 extras=""
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm)
+  # PulseAudio: tests/test_mic.py records through a null sink, the microphone path end to end.
+  packages+=(gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm
+             pulseaudio pulseaudio-utils libasound2-plugins)
   extras="[test]"
 fi
 

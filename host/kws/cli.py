@@ -208,7 +208,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     if not args.mic and not args.wav:
         print("kws stream: error: give WAV files or --mic", file=sys.stderr)
         return 2
-    return run(args.port, args.wav, args.mic, args.fast)
+    device = int(args.mic_device) if args.mic_device and args.mic_device.isdigit() else args.mic_device
+    return run(args.port, args.wav, args.mic, args.fast, mic_device=device)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -345,7 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     stream = _command(commands, "stream", "send audio to the board (host-stream mode), print its detections")
     stream.add_argument("--port", help=port_help)
-    stream.add_argument("--mic", action="store_true", help="stream the host's microphone until Ctrl-C")
+    stream.add_argument("--mic", action="store_true", help="stream the host's microphone until Ctrl-C, with its "
+                                                               "level every 5 s and a warning when it clips")
+    stream.add_argument("--mic-device", metavar="DEVICE",
+                        help="input device for --mic: an index or part of a name from `python -m sounddevice` "
+                             "(none given: the system default; 'pulse' converts any rate to the board's)")
     stream.add_argument("wav", nargs="*", metavar="WAV", help="recordings to stream, one after another")
     stream.add_argument("--fast", action="store_true", help="as fast as the board takes audio, not in real time")
     stream.set_defaults(handler=cmd_stream)

@@ -84,7 +84,8 @@ def check_files(wavs: list[str]) -> None:
                                + "\n  ".join(problems))
 
 
-def run(port: str | None, wavs: list[str], use_mic: bool, fast: bool, out: TextIO | None = None) -> int:
+def run(port: str | None, wavs: list[str], use_mic: bool, fast: bool, out: TextIO | None = None,
+        mic_device: str | int | None = None) -> int:
     """Streams the WAV files one after another (or the microphone until Ctrl-C); returns the exit status."""
     out = out or sys.stdout
     from kws import audio
@@ -97,15 +98,20 @@ def run(port: str | None, wavs: list[str], use_mic: bool, fast: bool, out: TextI
         print(f"streaming to {connection.port}: model {hello.fields.get('model')}, labels {hello.fields.get('labels')}",
               file=out, flush=True)
         if use_mic:
-            from kws.mic import Microphone
+            from kws.mic import LevelMeter, Microphone
 
-            microphone = Microphone(sample_rate, SAMPLES_PER_FRAME)
+            microphone = Microphone(sample_rate, SAMPLES_PER_FRAME, mic_device)
+            meter = LevelMeter(sample_rate)
+            print(f"listening on '{microphone.device_name}' at {sample_rate} Hz; Ctrl-C stops", file=out, flush=True)
             microphone.start()
             try:
                 while True:  # the microphone paces itself: send each block as it arrives
                     block = microphone.read(timeout=1.0)
                     if len(block):
                         connection.send(FrameType.AUDIO, block.astype("<i2").tobytes())
+                    level = meter.add(block)
+                    if level:
+                        print(level, file=out, flush=True)
                     streamer.poll()
             except KeyboardInterrupt:
                 pass
