@@ -254,3 +254,27 @@ def _strings(value):
     if isinstance(value, list):
         return [text for item in value for text in _strings(item)]
     return [value] if isinstance(value, str) else []
+
+
+def test_a_ten_hour_stream_is_rendered_a_stretch_at_a_time():
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    clips = [(rng.standard_normal(SR) * 3000).astype(np.int16) for _ in range(4)]
+    noise = data.generated_noise(SR, rng, seconds=5)
+    tracemalloc.start()
+    stream = streaming.build_stream("long", clips, [2, 3, 2, 3], noise, 600.0, SR, 10.0, 0.1, rng)
+    built = tracemalloc.get_traced_memory()[1]
+    hour_five = stream.audio[5 * 3600 * SR:5 * 3600 * SR + 60 * SR]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(stream.audio) == 600 * 60 * SR and stream.hours == pytest.approx(10.0)
+    assert len(stream.events) > 10_000 and len(hour_five) == 60 * SR
+    assert built < 20e6 and peak < 40e6  # the whole stream as int16 would be 1.15 GB
+    # Stretches join seamlessly: any cut gives the same audio.
+    start = 3600 * SR
+    whole = stream.audio[start:start + 10 * SR]
+    pieces = np.concatenate([stream.audio[a:min(a + 7777, start + 10 * SR)] for a in range(start, start + 10 * SR, 7777)])
+    np.testing.assert_array_equal(whole, pieces)
+    inside = [e for e in stream.events if start <= e.start_ms * SR // 1000 < start + 9 * SR]
+    assert inside and np.abs(whole).max() > 1000  # clips are there, above the noise

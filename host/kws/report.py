@@ -28,12 +28,14 @@ import numpy as np
 
 from kws import audio, data, streaming
 from kws.config import Config
-from kws.evaluate import ModelDir, confusion, evaluate, format_confusion, int8_outputs
+from kws.evaluate import ModelDir, confusion, evaluate, format_confusion
 from kws.features import ClipFeatures
+from kws.progress import Progress
 
 SNRS_DB = (None, 20.0, 10.0, 5.0, 0.0)  # None: the clips as recorded
 DET_THRESHOLDS = tuple(range(0, 256, 8)) + (255,)
 NOISE_SEED = 1234
+NOISE_BATCH_CLIPS = 256
 
 
 @dataclass
@@ -91,23 +93,33 @@ def noise_robustness(model_dir: ModelDir, clips: data.Clips, clean_raw: np.ndarr
     """int8 accuracy of the speech clips (keywords and unknown: SNR is meaningless for silence) at each SNR.
 
     Each clip gets the same crop of a source at every SNR (seeded per source), so a curve only varies the level.
+    Clips are mixed and scored `NOISE_BATCH_CLIPS` at a time: memory grows with the batch, not with clips x noises.
     """
     config = model_dir.config
     labels = config.labels
     speech = [i for i, t in enumerate(clips.targets) if labels[t] != "silence"]
     targets = clips.targets[speech]
-    clean = int8_outputs(model_dir, clean_raw[speech], backend).argmax(axis=1)
+    model = model_dir.int8(backend)
+    scaling, extractor = model_dir.scaling(model), ClipFeatures(config)
+    clean = model.predict(scaling.apply(clean_raw[speech])).argmax(axis=1)
+    noisy_snrs = [snr for snr in SNRS_DB if snr is not None]
     curves = []
     for number, source in enumerate(sources):
         rng = np.random.default_rng([NOISE_SEED, number])
-        crops = [streaming.background(source.audio, config.clip_samples, rng) for _ in speech]
+        noise = streaming.BackgroundNoise(source.audio)
+        predicted: dict[float, list[np.ndarray]] = {snr: [] for snr in noisy_snrs}
+        with Progress(len(speech), f"noise {source.name}", unit="clips") as progress:
+            for first in range(0, len(speech), NOISE_BATCH_CLIPS):
+                batch = speech[first:first + NOISE_BATCH_CLIPS]
+                crops = [streaming.background_crop(noise, config.clip_samples, rng) for _ in batch]
+                for snr in noisy_snrs:
+                    raw = np.stack([extractor.raw(audio.float_to_int16(data.mix_at_snr(
+                        clips.audio[i].astype(np.float32) / 32768.0, crop, snr))) for i, crop in zip(batch, crops,
+                                                                                                     strict=True)])
+                    predicted[snr].append(model.predict(scaling.apply(raw)).argmax(axis=1))
+                progress.update(len(batch))
         points = [_point(None, confusion(labels, targets, clean))]
-        for snr in (s for s in SNRS_DB if s is not None):
-            mixed = [audio.float_to_int16(data.mix_at_snr(clips.audio[i].astype(np.float32) / 32768.0, crop, snr))
-                     for i, crop in zip(speech, crops, strict=True)]
-            predictions = int8_outputs(model_dir, ClipFeatures(model_dir.config).raw_batch(mixed, len(mixed), f"features ({source.name}, {snr:g} dB)"),
-                                       backend).argmax(axis=1)
-            points.append(_point(snr, confusion(labels, targets, predictions)))
+        points += [_point(snr, confusion(labels, targets, np.concatenate(predicted[snr]))) for snr in noisy_snrs]
         curves.append({"name": source.name, "origin": source.origin, "unseen": source.unseen, "points": points})
     return {"clips": len(speech), "per_class": {labels[t]: int(np.sum(targets == t)) for t in np.unique(targets)},
             "snr_db": list(SNRS_DB), "curves": curves}

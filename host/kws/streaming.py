@@ -60,10 +60,72 @@ class Event:
     end_ms: int
 
 
+class BackgroundNoise:
+    """Noise sources scaled to unit RMS (so a loud recording does not dominate), joined in a random order into one
+    loop that starts at a random offset. Only the sources are held: any stretch of the loop, however long the
+    stream, is cut from them when asked for."""
+
+    def __init__(self, noise: Sequence[np.ndarray]) -> None:
+        self.sources = [(source / rms(source)).astype(np.float32) for source in noise if rms(source) > 0]
+        if not self.sources:
+            raise ValueError("no background noise with any signal in it")
+
+    def draw(self, rng: np.random.Generator) -> tuple[list[np.ndarray], int]:
+        """A loop (the sources in a random order) and its random starting offset."""
+        loop = [self.sources[i] for i in rng.permutation(len(self.sources))]
+        return loop, int(rng.integers(sum(len(source) for source in loop)))
+
+    @staticmethod
+    def take(loop: list[np.ndarray], offset: int, start: int, stop: int) -> np.ndarray:
+        """Samples start..stop of the loop played from `offset`, round and round (float32, unit RMS)."""
+        length = sum(len(source) for source in loop)
+        out = np.empty(stop - start, np.float32)
+        filled, position = 0, (offset + start) % length
+        bounds = np.cumsum([0] + [len(source) for source in loop])
+        while filled < len(out):
+            index = int(np.searchsorted(bounds, position, side="right")) - 1
+            piece = loop[index][position - bounds[index]:][: len(out) - filled]
+            out[filled:filled + len(piece)] = piece
+            filled += len(piece)
+            position = (position + len(piece)) % length
+        return out
+
+
+class StreamAudio:
+    """A stream's int16 audio, rendered a stretch at a time when sliced (`audio[a:b]`), so hours of stream cost the
+    memory of their clips and noise, not of the hours: the clips at their positions over the noise loop scaled by
+    `gain` (none without background)."""
+
+    def __init__(self, samples: int, placements: list[tuple[int, np.ndarray]], loop: list[np.ndarray] | None,
+                 offset: int, gain: float) -> None:
+        self.samples, self.placements, self.loop, self.offset = samples, placements, loop, offset
+        self.gain = np.float32(gain)
+        self._positions = np.array([position for position, _ in placements], np.int64)
+
+    def __len__(self) -> int:
+        return self.samples
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, step = key.indices(self.samples)
+        if step != 1:
+            raise ValueError("a stream is read in contiguous stretches")
+        track = np.zeros(max(0, stop - start), np.float32)
+        # Clips are at most a second long and never overlap: those starting up to a clip before `start` may reach in.
+        longest = max((len(clip) for _, clip in self.placements), default=0)
+        first = int(np.searchsorted(self._positions, start - longest))
+        for position, clip in self.placements[first:int(np.searchsorted(self._positions, stop))]:
+            lo, hi = max(start, position), min(stop, position + len(clip))
+            if lo < hi:
+                track[lo - start:hi - start] += clip[lo - position:hi - position].astype(np.float32) / 32768.0
+        if self.loop is not None:
+            track += BackgroundNoise.take(self.loop, self.offset, start, stop) * self.gain
+        return audio.float_to_int16(track)
+
+
 @dataclass
 class Stream:
     name: str
-    audio: np.ndarray  # int16
+    audio: StreamAudio | np.ndarray  # int16, sliced a stretch at a time
     sample_rate: int
     events: list[Event]
     snr_db: float | None  # None: no background
@@ -179,14 +241,14 @@ def reference_rms(clips: Sequence[np.ndarray]) -> float:
 
 
 def background(noise: Sequence[np.ndarray], samples: int, rng: np.random.Generator) -> np.ndarray:
-    """`samples` of background at unit RMS: the sources, each scaled to unit RMS so a loud recording does not
-    dominate, joined into one loop that starts at a random offset."""
-    sources = [source / rms(source) for source in noise if rms(source) > 0]
-    if not sources:
-        raise ValueError("no background noise with any signal in it")
-    loop = np.concatenate([sources[i] for i in rng.permutation(len(sources))]).astype(np.float32)
-    start = int(rng.integers(len(loop)))
-    return np.resize(np.roll(loop, -start), samples)
+    """`samples` of background at unit RMS from a fresh random loop of the sources (`BackgroundNoise`)."""
+    return background_crop(BackgroundNoise(noise), samples, rng)
+
+
+def background_crop(noise: BackgroundNoise, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """`samples` from the start of a freshly drawn loop of `noise`: one clip's worth of noise to mix with it."""
+    loop, offset = noise.draw(rng)
+    return BackgroundNoise.take(loop, offset, 0, samples)
 
 
 def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], noise: Sequence[np.ndarray],
@@ -197,7 +259,7 @@ def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], 
     No clips: a stream of background only. The last `max_gap_s` stay free so the last word can still be detected.
     """
     total = round(minutes * 60 * sample_rate)
-    track = np.zeros(total, np.float32)
+    placements = []
     events = []
     order: list[int] = []
     position = round(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
@@ -208,14 +270,14 @@ def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], 
         clip = clips[index]
         if position + len(clip) + max_gap_s * sample_rate > total:
             break
-        track[position:position + len(clip)] += clip.astype(np.float32) / 32768.0
+        placements.append((position, clip))
         start_ms, end_ms = voiced_span(clip, sample_rate)
         offset_ms = position * 1000 // sample_rate
         events.append(Event(int(labels[index]), offset_ms + start_ms, offset_ms + end_ms))
         position += len(clip) + round(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
-    if snr_db is not None:
-        track += background(noise, total, rng) * np.float32(snr_gain(speech_rms, 1.0, snr_db))
-    return Stream(name, audio.float_to_int16(track), sample_rate, events, snr_db, len(clips))
+    loop, offset = BackgroundNoise(noise).draw(rng) if snr_db is not None else (None, 0)
+    gain = snr_gain(speech_rms, 1.0, snr_db) if snr_db is not None else 0.0
+    return Stream(name, StreamAudio(total, placements, loop, offset, gain), sample_rate, events, snr_db, len(clips))
 
 
 def keyword_streams(config: Config, clips: Sequence[np.ndarray], targets: Sequence[int], noise: Sequence[np.ndarray],
