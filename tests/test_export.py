@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from kws import config as config_module
 from kws.evaluate import ModelDir
 from kws.export import (
     RESOLVER_METHODS,
@@ -14,6 +15,8 @@ from kws.export import (
     check_board_numerics,
     check_budget,
     export,
+    header_calibrated,
+    set_recognizer_defines,
     to_int8_tflite,
 )
 from kws.features import Int8Scaling
@@ -55,6 +58,9 @@ def test_model_settings_are_read_from_the_model(tiny_model):
     assert int(macros["KWS_FE_NUM_CHANNELS"]) == config.frontend.channels
     assert float(macros["KWS_FE_PCAN_OFFSET"].rstrip("f")) == config.frontend.pcan_offset
     assert int(macros["KWS_RECOGNIZER_THRESHOLD"]) == config.recognizer.threshold
+    assert macros["KWS_RECOGNIZER_THRESHOLDS"] == "{" + ", ".join(map(str, config.label_thresholds)) + "}"
+    assert macros["KWS_RECOGNIZER_CALIBRATED"] == "0" and not header_calibrated(
+        (tiny_model / "model_settings.h").read_text())
     assert int(macros["KWS_ARENA_SIZE"]) >= 1.25 * _card(tiny_model)["sizes"]["arena_measured_bytes"]
     # The arena the header promises really runs the model in TFLM.
     Int8Model(model_dir.tflite, "tflm", arena_size=int(macros["KWS_ARENA_SIZE"])).predict(
@@ -181,3 +187,43 @@ def test_export_refuses_per_channel_dense_weights_the_board_library_miscomputes(
         check_board_numerics(converter.convert())
     # The exporter's own conversion quantizes dense weights per tensor, which the guard accepts.
     check_board_numerics(to_int8_tflite(model, representative))
+
+
+# The recognizer lines of a header written before per-keyword thresholds (the shipped models' form).
+OLD_RECOGNIZER_LINES = """\
+// Recognizer (posterior smoothing) defaults\r
+#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS 1000\r
+#define KWS_RECOGNIZER_THRESHOLD 230\r
+#define KWS_RECOGNIZER_SUPPRESSION_MS 1000\r
+#define KWS_RECOGNIZER_MINIMUM_COUNT 3\r
+#define KWS_INFERENCE_EVERY_STRIDES 3\r
+"""
+
+
+def test_set_recognizer_defines_upgrades_a_header_without_per_keyword_thresholds():
+    config = config_module.from_dict({"keywords": {"words": ["yes", "no"]},
+                                      "recognizer": {"threshold": 210, "thresholds": {"no": 140},
+                                                     "average_window_ms": 500}})
+    header = "#define KWS_NUM_LABELS 4\r\n" + OLD_RECOGNIZER_LINES + "#define KWS_ARENA_SIZE 16816\r\n"
+    upgraded = set_recognizer_defines(header, config)
+    assert upgraded.splitlines(keepends=True) == [
+        "#define KWS_NUM_LABELS 4\r\n", "// Recognizer (posterior smoothing) defaults\r\n",
+        "#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS 500\r\n", "#define KWS_RECOGNIZER_THRESHOLD 210\r\n",
+        "#define KWS_RECOGNIZER_SUPPRESSION_MS 1500\r\n", "#define KWS_RECOGNIZER_MINIMUM_COUNT 3\r\n",
+        "#define KWS_RECOGNIZER_THRESHOLDS {210, 210, 210, 140}\r\n", "#define KWS_RECOGNIZER_CALIBRATED 1\r\n",
+        "#define KWS_INFERENCE_EVERY_STRIDES 3\r\n", "#define KWS_ARENA_SIZE 16816\r\n"]
+    assert header_calibrated(upgraded)
+    # Once upgraded, the lines are replaced in place: a second calibration changes only the numbers.
+    again = set_recognizer_defines(upgraded, dataclasses.replace(
+        config, recognizer=dataclasses.replace(config.recognizer, thresholds={"yes": 99})))
+    assert [a for a, b in zip(again.splitlines(), upgraded.splitlines(), strict=True) if a != b] == [
+        "#define KWS_RECOGNIZER_THRESHOLDS {210, 210, 99, 210}"]
+    with pytest.raises(ExportError, match="re-export"):
+        set_recognizer_defines("#define KWS_NUM_LABELS 4\n", config)
+
+
+def test_recognizer_thresholds_in_the_config_name_keywords():
+    with pytest.raises(config_module.ConfigError, match="recognizer.thresholds.maybe"):
+        config_module.from_dict({"keywords": {"words": ["yes"]}, "recognizer": {"thresholds": {"maybe": 100}}})
+    with pytest.raises(config_module.ConfigError, match="0..255"):
+        config_module.from_dict({"keywords": {"words": ["yes"]}, "recognizer": {"thresholds": {"yes": 256}}})

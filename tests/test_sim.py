@@ -113,6 +113,11 @@ def test_hello_handshake_clip_and_bye(board, client, tiny_model, synth_data):
     assert hello.fields["proto"] == "1" and hello.fields["timing"] == "host" and hello.fields["mode"] == "mic"
     assert hello.get_list("labels") == list(config.labels)
     assert hello.get_int("clock_hz") == config.board.clock_hz and hello.get_int("sr") == config.audio.sample_rate
+    # The recognizer setting, as the firmware's pipeline_describe_recognizer sends it.
+    assert [int(t) for t in hello.get_list("thresholds")] == list(config.label_thresholds)
+    assert (hello.get_int("avg_ms"), hello.get_int("suppress_ms"), hello.get_int("min_count"),
+            hello.get_int("calibrated")) == (config.recognizer.average_window_ms, config.recognizer.suppression_ms,
+                                             config.recognizer.minimum_count, 0)
 
     seq = client.send(FrameType.HELLO, hello_payload())
     client.expect("MODE", mode="host", reason="handshake")

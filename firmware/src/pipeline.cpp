@@ -67,6 +67,23 @@ void pipeline_setup() {
                           kReportable) != KWS_REC_OK) {
     responder_fail("config", "recognizer_settings_rejected");
   }
+#ifdef KWS_RECOGNIZER_THRESHOLDS  // one per label; older headers: one for all
+  static const uint8_t kThresholds[KWS_NUM_LABELS] = KWS_RECOGNIZER_THRESHOLDS;
+  kws_recognizer_set_thresholds(&g_recognizer, kThresholds);
+#endif
+}
+
+void pipeline_describe_recognizer(kws_line* line) {
+  kws_line_add_uint(line, "avg_ms", g_recognizer.config.average_window_ms);
+  kws_line_add_u8_list(line, "thresholds", g_recognizer.thresholds,
+                       KWS_NUM_LABELS);
+  kws_line_add_uint(line, "suppress_ms", g_recognizer.config.suppression_ms);
+  kws_line_add_uint(line, "min_count", g_recognizer.config.minimum_count);
+#ifdef KWS_RECOGNIZER_CALIBRATED
+  kws_line_add_int(line, "calibrated", KWS_RECOGNIZER_CALIBRATED);
+#else
+  kws_line_add_int(line, "calibrated", 0);
+#endif
 }
 
 void pipeline_reset() {

@@ -17,6 +17,10 @@ struct StepTiming {
 
 void pipeline_setup();
 
+// The recognizer setting in HELLO: avg_ms, thresholds (per label, output
+// order), suppress_ms, min_count, calibrated (1: chosen by kws calibrate).
+void pipeline_describe_recognizer(kws_line* line);
+
 // Starts over: front end, feature window, recognizer and the audio clock
 // (CLIP_BEGIN, and every change of input).
 void pipeline_reset();

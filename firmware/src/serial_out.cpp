@@ -10,6 +10,7 @@
 #include "kws_txq.h"
 #include "model_runner.h"
 #include "model_settings.h"
+#include "pipeline.h"
 
 static_assert(KWS_TXQ_USB_PACKET == CDC_MAX_PACKET_SIZE,
               "kws_txq's short-packet rule needs the real packet size");
@@ -86,5 +87,6 @@ void serial_send_hello(InputMode mode) {
   kws_line_add_uint(line, "clock_hz", SystemCoreClock);
   kws_line_add_str(line, "mode", input_mode_name(mode));
   kws_line_add_str(line, "timing", "dwt");
+  pipeline_describe_recognizer(line);
   serial_send(line);
 }

@@ -126,7 +126,10 @@ class Recognizer:
     """Posterior smoothing on the device (micro_speech's RecognizeCommands)."""
 
     average_window_ms: int = 1000
-    threshold: int = 200  # on the averaged posterior, 0..255
+    threshold: int = 200  # on the averaged posterior, 0..255: every label's bar unless `thresholds` names it
+    # [recognizer.thresholds]: keyword = its own bar (the firmware recognizer holds one per label); a keyword not
+    # named, silence and unknown use `threshold`
+    thresholds: dict[str, int] = field(default_factory=dict)
     suppression_ms: int = 1500
     minimum_count: int = 3
     inference_every_strides: int = 1  # run the model every N front-end strides
@@ -172,6 +175,12 @@ class Config:
         """Class labels in the model's output order: silence, unknown, then the keywords (micro_speech's order)."""
         extra = (("silence",) if self.keywords.silence else ()) + (("unknown",) if self.keywords.unknown else ())
         return extra + self.keywords.words
+
+    @property
+    def label_thresholds(self) -> tuple[int, ...]:
+        """The recognizer's threshold of each label in output order (KWS_RECOGNIZER_THRESHOLDS)."""
+        rec = self.recognizer
+        return tuple(rec.thresholds.get(label, rec.threshold) for label in self.labels)
 
     @property
     def clip_samples(self) -> int:
@@ -224,7 +233,8 @@ def load(path: str | Path) -> Config:
 
 
 def set_values(path: str | Path, table: str, values: dict[str, int | float]) -> None:
-    """Sets numbers in one [table] of a config file in place, keeping every other line (and comments) as written.
+    """Sets numbers in one [table] (or [table.sub]) of a config file in place, keeping every other line (and comments)
+    as written.
 
     A key already in the table gets its value replaced, a missing one is added at the table's end, a missing table
     is appended. The result is checked by reading it back (a table written with dotted keys would fail that).
@@ -236,12 +246,21 @@ def set_values(path: str | Path, table: str, values: dict[str, int | float]) -> 
     if start is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
-        lines += ["\n", f"[{table}]\n"]
-        start = len(lines) - 1
+        parent = re.compile(rf"^\s*\[\s*{re.escape(table.rpartition('.')[0])}\s*\]\s*(#.*)?$")
+        after = next((i for i, line in enumerate(lines) if "." in table and parent.match(line)), None)
+        if after is None:  # at the end
+            lines += ["\n", f"[{table}]\n"]
+            start = len(lines) - 1
+        else:  # a sub-table right after its parent table's keys
+            end = next((i for i in range(after + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+            start = max((i for i in range(after, end) if lines[i].strip()), default=after) + 1
+            lines[start:start] = ["\n", f"[{table}]\n"]
+            start += 1
     end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
     for key, value in values.items():
         text = repr(value) if isinstance(value, float) else str(int(value))
-        pattern = re.compile(rf"^(\s*{re.escape(key)}\s*=\s*)[^#\r\n]*?(\s*(#.*)?)(\r?\n)?$")
+        name = key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)  # a TOML bare key, else quoted
+        pattern = re.compile(rf"^(\s*{re.escape(name)}\s*=\s*)[^#\r\n]*?(\s*(#.*)?)(\r?\n)?$")
         for i in range(start + 1, end):
             match = pattern.match(lines[i])
             if match:
@@ -249,10 +268,12 @@ def set_values(path: str | Path, table: str, values: dict[str, int | float]) -> 
                 break
         else:
             last = max((i for i in range(start, end) if lines[i].strip()), default=start)
-            lines.insert(last + 1, f"{key} = {text}\n")
+            lines.insert(last + 1, f"{name} = {text}\n")
             end += 1
     updated = "".join(lines)
-    written = tomllib.loads(updated).get(table, {})
+    written = tomllib.loads(updated)
+    for part in table.split("."):  # a [recognizer.thresholds] table is nested
+        written = written.get(part, {})
     if any(written.get(key) != value for key, value in values.items()):
         raise ConfigError(f"{path}: could not set {table}.{', '.join(values)} (is [{table}] written in another form?)")
     from_dict(tomllib.loads(updated))
@@ -284,6 +305,11 @@ def _convert(hint: object, value: object, key: str) -> object:
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, prefix=f"{key}.")
     origin = typing.get_origin(hint)
+    if origin is dict:
+        key_type, value_type = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{key}' must be a table, got {value!r}")
+        return {_convert(key_type, k, f"{key}.{k}"): _convert(value_type, v, f"{key}.{k}") for k, v in value.items()}
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, list | tuple):
@@ -379,6 +405,9 @@ def _check_values(config: Config) -> None:
     require(config.training.batch_size >= 1, "training.batch_size", config.training.batch_size, "must be positive")
     rec = config.recognizer
     require(0 <= rec.threshold <= 255, "recognizer.threshold", rec.threshold, "is on the 0..255 score scale")
+    for word, value in rec.thresholds.items():
+        require(word in words, f"recognizer.thresholds.{word}", value, "names no keyword of keywords.words")
+        require(0 <= value <= 255, f"recognizer.thresholds.{word}", value, "is on the 0..255 score scale")
     require(rec.inference_every_strides >= 1, "recognizer.inference_every_strides", rec.inference_every_strides,
             "must be positive")
     require(rec.false_accepts_per_hour > 0, "recognizer.false_accepts_per_hour", rec.false_accepts_per_hour,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kws import __version__
-from kws.config import Config, Recognizer
+from kws.config import Config
 from kws.data import Features
 from kws.features import Int8Scaling
 from kws.paths import portable
@@ -280,8 +280,9 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 #define KWS_LABELS {{{labels}}}
 #define KWS_LABEL_REPORTABLE {{{reportable}}}
 
-// Recognizer (posterior smoothing) defaults
-{recognizer_defines(rec)}
+// Recognizer (posterior smoothing): window, per-label thresholds (output order), suppression, minimum count.
+// KWS_RECOGNIZER_CALIBRATED 0: the config's defaults; `kws calibrate` fits them on streams and sets it to 1.
+{recognizer_defines(config)}
 #define KWS_INFERENCE_EVERY_STRIDES {rec.inference_every_strides}
 
 // Tensor arena: {arena_measured} bytes measured with the TFLM runtime + {ARENA_MARGIN_FRACTION:.0%} + {ARENA_MARGIN_BYTES} bytes
@@ -297,27 +298,45 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 """
 
 
-def recognizer_defines(rec: Recognizer) -> str:
-    """The KWS_RECOGNIZER_* lines of model_settings.h (export writes them, calibrate rewrites them)."""
+def recognizer_defines(config: Config, calibrated: bool = False) -> str:
+    """The KWS_RECOGNIZER_* lines of model_settings.h (export writes them, calibrate rewrites them).
+
+    KWS_RECOGNIZER_THRESHOLDS holds one threshold per label in output order (the keywords' own from
+    recognizer.thresholds, the others KWS_RECOGNIZER_THRESHOLD); KWS_RECOGNIZER_CALIBRATED says whether `kws
+    calibrate` chose the setting on streams (1) or it is the config's default (0)."""
+    rec = config.recognizer
     values = {"AVERAGE_WINDOW_MS": rec.average_window_ms, "THRESHOLD": rec.threshold,
-              "SUPPRESSION_MS": rec.suppression_ms, "MINIMUM_COUNT": rec.minimum_count}
+              "THRESHOLDS": "{" + ", ".join(str(t) for t in config.label_thresholds) + "}",
+              "SUPPRESSION_MS": rec.suppression_ms, "MINIMUM_COUNT": rec.minimum_count,
+              "CALIBRATED": int(calibrated)}
     return "\n".join(f"#define KWS_RECOGNIZER_{name} {value}" for name, value in values.items())
 
 
-def set_recognizer_defines(header: str, rec: Recognizer) -> str:
-    """model_settings.h text with its KWS_RECOGNIZER_* lines replaced by rec's; every other byte unchanged."""
-    new_lines = {line.split()[1]: line for line in recognizer_defines(rec).splitlines()}
+def header_calibrated(header: str) -> bool:
+    """Whether a model_settings.h holds a setting `kws calibrate` wrote (KWS_RECOGNIZER_CALIBRATED 1)."""
+    return any(line.split()[:3] == ["#define", "KWS_RECOGNIZER_CALIBRATED", "1"] for line in header.splitlines())
+
+
+def set_recognizer_defines(header: str, config: Config, calibrated: bool = True) -> str:
+    """model_settings.h text with its KWS_RECOGNIZER_* lines replaced by the config's; every other byte unchanged.
+
+    A header from before per-keyword thresholds (no KWS_RECOGNIZER_THRESHOLDS or _CALIBRATED line) is upgraded:
+    the missing lines go right after its last KWS_RECOGNIZER_* line."""
+    new_lines = {line.split()[1]: line for line in recognizer_defines(config, calibrated).splitlines()}
     lines = header.splitlines(keepends=True)
-    found = set()
+    found: dict[str, int] = {}
     for i, line in enumerate(lines):
         words = line.split()
         if len(words) >= 2 and words[0] == "#define" and words[1] in new_lines:
             ending = line[len(line.rstrip("\r\n")):]
             lines[i] = new_lines[words[1]] + ending
-            found.add(words[1])
-    missing = sorted(set(new_lines) - found)
-    if missing:
-        raise ExportError(f"model_settings.h has no {', '.join(missing)} line: re-export the model")
+            found[words[1]] = i
+    if not found:
+        raise ExportError("model_settings.h has no KWS_RECOGNIZER_* line: re-export the model")
+    last = max(found.values())
+    ending = lines[last][len(lines[last].rstrip("\r\n")):] or "\n"
+    missing = [line + ending for name, line in new_lines.items() if name not in found]
+    lines[last + 1:last + 1] = missing
     return "".join(lines)
 
 

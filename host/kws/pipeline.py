@@ -56,7 +56,7 @@ class StreamingPipeline:
         rec = config.recognizer
         reportable = [label in config.keywords.words for label in self.labels]
         self.recognizer = core.Recognizer(len(self.labels), reportable, rec.average_window_ms, rec.threshold,
-                                          rec.suppression_ms, rec.minimum_count)
+                                          rec.suppression_ms, rec.minimum_count, config.label_thresholds)
         self._every = rec.inference_every_strides
         self._window_samples, self._stride_samples = config.window_samples, config.stride_samples
         # The window starts as silence: the int8 value of a raw 0 slice, what kws_window_reset fills in.

@@ -329,7 +329,17 @@ class VirtualBoard:
         self._send("HELLO", {"proto": self.protocol_version, "fw": f"sim-{__version__}", "model": config.name,
                              "model_id": self.model_id, "labels": list(self.labels),
                              "sr": config.audio.sample_rate, "stride_ms": config.frontend.stride_ms,
-                             "clock_hz": config.board.clock_hz, "mode": self.mode, "timing": "host"})
+                             "clock_hz": config.board.clock_hz, "mode": self.mode, "timing": "host",
+                             **self._recognizer_fields()})
+
+    def _recognizer_fields(self) -> dict:
+        """HELLO's recognizer setting, as the firmware's pipeline_describe_recognizer sends it."""
+        from kws.export import header_calibrated
+
+        rec, header = self.config.recognizer, self.model_dir.path / "model_settings.h"
+        return {"avg_ms": rec.average_window_ms, "thresholds": list(self.config.label_thresholds),
+                "suppress_ms": rec.suppression_ms, "min_count": rec.minimum_count,
+                "calibrated": int(header.exists() and header_calibrated(header.read_text()))}
 
     def _count_step(self, step: Step) -> None:
         self.steps += 1
