@@ -1,117 +1,435 @@
-"""`kws calibrate`: the recognizer setting with the lowest false-reject rate (on the keyword stream) that meets a
-false-accepts-per-hour target (on the non-keyword stream: other speech and noise), written back into the model
-folder.
+"""`kws calibrate`: one threshold per keyword, the averaging window, the suppression and the minimum count fitted on
+calibration streams for a false-accepts-per-hour target, and checked on held-out streams built from other clips.
 
-The model runs once over the streams (`report.stream_traces`); each setting of the grid is then a replay of the
-firmware's recognizer over the recorded scores. Among the settings whose measured FA/h is at most the target, the
-lowest false-reject rate wins (ties: fewer false accepts, then the higher threshold); if none meets the target, the
-one with the fewest false accepts per hour (ties: the lower false-reject rate) is chosen and the result says so.
+The clips (`data.select_clips`, validation speakers by default) and the `--other-words` folders are cut in two:
+by speaker when every keyword is spoken in both halves (a speaker's clips all land in one half, by a hash of the
+name), else clip by clip. One half builds the calibration streams, the other the held-out streams: a keyword stream
+and a non-keyword stream (unknown words, other words, background noise) each. The model runs once over every stream
+(`streaming.model_trace`); everything after is a replay of the firmware's recognizer (C) over the recorded scores.
 
-Written: the KWS_RECOGNIZER_* lines of model_settings.h (every other byte unchanged), the [recognizer] table of the
-folder's config.toml (so the virtual board and every host tool use the same values), and a `recognizer` section of
-model_card.json with what was measured.
+The fit, for each averaging window x minimum count x suppression of the grid:
+1. One pass of the recognizer gives the top label and its average at every inference (`core.Recognizer.tops`: the
+   averages do not depend on thresholds or suppression).
+2. For each keyword alone and each threshold, rule 6 on those tops gives its detections: the keyword's misses on
+   the keyword stream and its false accepts on the non-keyword stream.
+3. Thresholds for all keywords together: for a range of prices of a false accept in misses (a Lagrangian sweep),
+   each keyword takes the threshold with the fewest misses + price x false accepts (ties: the higher threshold).
+   Keywords interact only a little (one keyword's detection re-arms another), so the candidates whose summed false
+   accepts meet the target are replayed jointly through the C recognizer, and the first that really meets it is
+   this grid point's setting.
+The setting with the lowest false-reject rate that meets the target wins (ties: fewer false accepts, the shorter
+window, then the higher thresholds); if none meets it, the one with the fewest false accepts per hour. Non-keyword
+labels (silence, unknown) keep the config's `threshold`: it only decides when they re-arm a keyword.
+
+The same fit is run for 1 and 5 FA/h besides the target, and every fitted setting is replayed on the held-out streams:
+the result shows the calibration and the held-out figures side by side, so a fit that only learned the calibration
+clips shows as a gap. Per keyword: false-reject rate and detection delay (from the end of the word); false accepts by
+what caused them; the median delay and the false-reject rate of the best setting at each averaging window (what the
+window costs in delay).
+
+Written: the KWS_RECOGNIZER_* lines of model_settings.h (KWS_RECOGNIZER_THRESHOLDS per label, _CALIBRATED 1; every
+other byte unchanged; a header from before per-keyword thresholds is upgraded in place), the [recognizer] and
+[recognizer.thresholds] tables of the folder's config.toml (so the virtual board and every host tool use the same
+values), and a `recognizer` section of model_card.json with what was measured.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from kws import audio, core, data, report, streaming
 from kws import config as config_module
-from kws import data, report, streaming
+from kws.config import Config
 from kws.evaluate import ModelDir
 
-THRESHOLDS = tuple(range(80, 251, 10))
+THRESHOLDS = (*range(40, 251, 10), 255)  # per keyword; 255: never (an average is at most 255)
 # Short windows matter: a word fills the 1 s model window for only a few hundred ms of inferences, so a long
 # average dilutes its scores with the windows that hold half of it.
 AVERAGE_WINDOWS_MS = (250, 350, 500, 750, 1000)
 SUPPRESSIONS_MS = (1000, 1500, 2000)
+# In a continuous stream the window always holds average_window_ms / period results: the minimum count decides only
+# how soon after a reset (start-up, input change) the recognizer may speak, and a count the window cannot hold
+# would silence it (those grid points are skipped).
+MINIMUM_COUNTS = (1, 3)
+REPORTED_TARGETS = (1.0, 5.0)  # FA/h at which the false-reject rate is always given
+PRICES = (0.0, *np.geomspace(0.02, 500, 60).tolist(), 1e9)  # misses per false accept, the Lagrangian sweep
+JOINT_TRIES = 6  # candidates replayed jointly per grid point before giving up on meeting the target
+HELDOUT_SEED = 7919  # added to --seed for the held-out streams: other gaps, order and noise offsets
 # Zero events in T hours put the 95% upper bound of a Poisson rate at this / T (chi2.ppf(0.975, 2) / 2).
 ZERO_EVENT_BOUND = 3.689
 
 
-def search(streams: list[streaming.Stream], traces: list[streaming.Trace], config: config_module.Config,
-           target: float) -> tuple[dict, list[dict]]:
-    """Every grid setting's FA/h and FRR, and the chosen one (with `met_target`)."""
-    grid = []
-    for window in AVERAGE_WINDOWS_MS:
-        for suppression in SUPPRESSIONS_MS:
-            for threshold in THRESHOLDS:
-                setting = streaming.Setting(threshold, window, suppression, config.recognizer.minimum_count)
-                keyword, non_keyword = streaming.operating_point(streams, traces, config, setting)
-                grid.append({**vars(setting), "fa_per_hour": round(non_keyword.fa_per_hour, 3),
-                             "frr": round(keyword.frr, 4), "outcome": (keyword, non_keyword)})
-    meeting = [row for row in grid if row["fa_per_hour"] <= target]
-    if meeting:
-        best = min(meeting, key=lambda r: (r["frr"], r["fa_per_hour"], -r["threshold"]))
+# ---- the two halves ----
+
+@dataclass
+class Half:
+    """The clips one set of streams is built from: keywords and non-keywords, with the word each one says."""
+
+    audio: list[np.ndarray]
+    targets: list[int]  # label index; -1: a word outside the model's classes (an --other-words folder)
+    words: list[str]
+    speakers: set[str]
+
+
+def _word_of(path: Path) -> str:
+    return path.parent.name
+
+
+def _in_first_half(speaker: str) -> bool:
+    return int(hashlib.sha1(f"nano-kws-calibrate:{speaker}".encode()).hexdigest(), 16) % 2 == 0
+
+
+def other_words(config: Config, folders: list[str], skipped: list[str]) -> list[tuple[np.ndarray, str, str]]:
+    """(clip, word, speaker) of every WAV in `<folder>/<word>/`: non-keyword speech for the non-keyword streams.
+    A folder named like a keyword or starting with '_' is left out; unreadable files are named in `skipped`."""
+    clips = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            raise data.DataError(f"--other-words {folder}: not a folder")
+        found = 0
+        for word_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            if word_dir.name.startswith("_") or word_dir.name in config.keywords.words:
+                continue
+            for path in sorted(word_dir.glob("*.wav")):
+                try:
+                    clip = audio.fit_length(audio.read_wav(path, config.audio.sample_rate), config.clip_samples)
+                except (audio.AudioError, ValueError) as error:
+                    skipped.append(f"{path}: {error}")
+                    continue
+                clips.append((clip, word_dir.name, data.speaker_of(path)))
+                found += 1
+        if not found:
+            raise data.DataError(f"--other-words {folder}: no <word>/*.wav clips of non-keywords in it")
+    return clips
+
+
+def split_halves(config: Config, clips: data.Clips, others: list[tuple[np.ndarray, str, str]]
+                 ) -> tuple[Half, Half, str]:
+    """(calibration half, held-out half, "speakers" or "clips"): the keyword and unknown clips and the other words
+    cut by speaker when every keyword is spoken in both halves, else clip by clip (alternately within each word)."""
+    labels = config.labels
+    keyword_ids = {i for i, label in enumerate(labels) if label in config.keywords.words}
+    usable = [i for i, t in enumerate(clips.targets) if t in keyword_ids or labels[t] == "unknown"]
+    items = [(clips.audio[i], int(clips.targets[i]), _word_of(clips.paths[i]), data.speaker_of(clips.paths[i]))
+             for i in usable] + [(clip, -1, word, speaker) for clip, word, speaker in others]
+    by_speaker = [_in_first_half(speaker) for *_, speaker in items]
+    spoken = [{target for (_, target, _, _), first in zip(items, by_speaker, strict=True) if first == side}
+              for side in (True, False)]
+    if all(keyword_ids <= side for side in spoken):
+        first, how = by_speaker, "speakers"
     else:
-        best = min(grid, key=lambda r: (r["fa_per_hour"], r["frr"]))
-    return {**best, "met_target": bool(meeting)}, [{k: v for k, v in row.items() if k != "outcome"} for row in grid]
+        seen: dict[str, int] = {}
+        first = []
+        for _, _, word, _ in items:
+            seen[word] = seen.get(word, 0) + 1
+            first.append(seen[word] % 2 == 1)
+        how = "clips"
+    halves = []
+    for side in (True, False):
+        chosen = [item for item, flag in zip(items, first, strict=True) if flag == side]
+        halves.append(Half([c for c, *_ in chosen], [t for _, t, _, _ in chosen], [w for _, _, w, _ in chosen],
+                           {s for *_, s in chosen}))
+    return halves[0], halves[1], how
+
+
+def half_streams(config: Config, half: Half, noise: list[np.ndarray], minutes: float, snr_db: float | None,
+                 seed: int) -> list[streaming.Stream]:
+    """A keyword stream and a non-keyword stream of `minutes` each from one half, at the keyword clips' SNR."""
+    rng = np.random.default_rng(seed)
+    keyword_ids = {i for i, label in enumerate(config.labels) if label in config.keywords.words}
+    keyword = [i for i, t in enumerate(half.targets) if t in keyword_ids]
+    other = [i for i, t in enumerate(half.targets) if t not in keyword_ids]
+    if not keyword:
+        raise ValueError("no keyword clips to build a stream from")
+    speech_rms = streaming.reference_rms([half.audio[i] for i in keyword])
+    return [streaming.build_stream(name, [half.audio[i] for i in chosen], [half.targets[i] for i in chosen],
+                                   noise, minutes, config.audio.sample_rate, snr_db, speech_rms, rng,
+                                   words=[half.words[i] for i in chosen])
+            for name, chosen in ((streaming.KEYWORD_STREAM, keyword), (streaming.NON_KEYWORD_STREAM, other))]
+
+
+# ---- the fit ----
+
+class _Matcher:
+    """`streaming.match`'s hit rule for one keyword's detections, without re-counting the events each time."""
+
+    def __init__(self, stream: streaming.Stream, tolerance_ms: int = streaming.TOLERANCE_MS) -> None:
+        self.starts = np.array([e.start_ms for e in stream.events], np.int64)
+        self.ends = [e.end_ms + tolerance_ms for e in stream.events]
+        self.labels = [e.label for e in stream.events]
+
+    def hits(self, label: int, times: list[int]) -> int:
+        hit: set[int] = set()
+        for time_ms in times:
+            i, earliest = int(np.searchsorted(self.starts, time_ms, side="right")) - 1, None
+            while i >= 0 and time_ms <= self.ends[i]:
+                if self.labels[i] == label and i not in hit:
+                    earliest = i
+                i -= 1
+            if earliest is not None:
+                hit.add(earliest)
+        return len(hit)
+
+
+def _single_label_times(times: np.ndarray, top: np.ndarray, score: np.ndarray, label: int, threshold: int,
+                        suppression_ms: int) -> list[int]:
+    """Rule 6 for one label alone: its detection times when no other label ever becomes a new command."""
+    candidates = times[(top == label) & (score > threshold)].tolist()
+    detections, last = [], None
+    for time_ms in candidates:
+        if last is None or time_ms - last > suppression_ms:
+            detections.append(time_ms)
+            last = time_ms
+    return detections
+
+
+@dataclass
+class Fitted:
+    setting: streaming.Setting
+    keyword: streaming.Outcome
+    non_keyword: streaming.Outcome
+    met_target: bool
+
+    @property
+    def key(self) -> tuple:
+        """Better is smaller: meets the target, lower FRR, fewer false accepts, shorter window, higher thresholds."""
+        thresholds = self.setting.thresholds or ()
+        return (not self.met_target, round(self.keyword.frr, 6) if self.met_target else 0.0,
+                round(self.non_keyword.fa_per_hour, 6), round(self.keyword.frr, 6), self.setting.average_window_ms,
+                -sum(thresholds))
+
+
+def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config, window: int,
+            minimum_count: int, suppressions: tuple[int, ...], matchers: list[_Matcher]) -> dict[int, tuple]:
+    """suppression -> (misses, false accepts), each (keywords x THRESHOLDS), for every keyword alone."""
+    labels = config.labels
+    keyword_ids = [i for i, label in enumerate(labels) if label in config.keywords.words]
+    reportable = [i in keyword_ids for i in range(len(labels))]
+    tops = [core.Recognizer(len(labels), reportable, window, 255, 0, minimum_count, [255] * len(labels))
+            .tops(trace.times_ms, trace.scores) for trace in traces]
+    inserted = {k: sum(1 for s in streams if s.name == streaming.KEYWORD_STREAM for e in s.events if e.label == k)
+                for k in keyword_ids}
+    result = {}
+    for suppression in suppressions:
+        misses = np.zeros((len(keyword_ids), len(THRESHOLDS)), np.int64)
+        false_accepts = np.zeros_like(misses)
+        for row, k in enumerate(keyword_ids):
+            for column, threshold in enumerate(THRESHOLDS):
+                hits = 0
+                for stream, trace, (top, score), matcher in zip(streams, traces, tops, matchers, strict=True):
+                    times = _single_label_times(trace.times_ms, top, score, k, threshold, suppression)
+                    if stream.name == streaming.NON_KEYWORD_STREAM:
+                        false_accepts[row, column] += len(times)
+                    else:
+                        hits += matcher.hits(k, times)
+                misses[row, column] = inserted[k] - hits
+        result[suppression] = (misses, false_accepts)
+    return result
+
+
+def _candidates(misses: np.ndarray, false_accepts: np.ndarray, budget: float) -> list[tuple[int, ...]]:
+    """Per-keyword threshold columns from the Lagrangian sweep whose summed false accepts fit `budget`, fewest
+    summed misses first; if none fits, the one with the fewest false accepts."""
+    found = {}
+    order = np.arange(len(THRESHOLDS))[::-1]  # ties go to the higher threshold
+    for price in PRICES:
+        cost = (misses + price * false_accepts)[:, order]
+        columns = tuple(int(order[j]) for j in np.argmin(cost, axis=1))
+        rows = range(len(columns))
+        found[columns] = (sum(misses[r, c] for r, c in zip(rows, columns, strict=True)),
+                          sum(false_accepts[r, c] for r, c in zip(rows, columns, strict=True)))
+    ranked = sorted(found, key=lambda c: (found[c][0], found[c][1]))
+    fitting = [c for c in ranked if found[c][1] <= budget]
+    return fitting or [min(found, key=lambda c: (found[c][1], found[c][0]))]
+
+
+def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+        targets: tuple[float, ...]) -> tuple[dict[float, Fitted], dict[float, dict[int, Fitted]], int]:
+    """For each target: the best setting over the grid, and the best at each averaging window; and how many grid
+    points were searched."""
+    labels = config.labels
+    keyword_ids = [i for i, label in enumerate(labels) if label in config.keywords.words]
+    hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
+    period_ms = config.frontend.stride_ms * config.recognizer.inference_every_strides
+    matchers = [_Matcher(stream) for stream in streams]
+    replayed: dict[streaming.Setting, tuple[streaming.Outcome, streaming.Outcome]] = {}  # targets share candidates
+    best: dict[float, Fitted] = {}
+    per_window: dict[float, dict[int, Fitted]] = {target: {} for target in targets}
+    points = 0
+    for window in AVERAGE_WINDOWS_MS:
+        for minimum_count in MINIMUM_COUNTS:
+            if minimum_count > window // period_ms + 1:
+                continue  # the window never holds that many results: the recognizer would never speak
+            curves = _curves(streams, traces, config, window, minimum_count, SUPPRESSIONS_MS, matchers)
+            for suppression, (misses, false_accepts) in curves.items():
+                points += 1
+                for target in targets:
+                    fitted = None
+                    for columns in _candidates(misses, false_accepts, target * hours)[:JOINT_TRIES]:
+                        thresholds = [config.recognizer.threshold] * len(labels)
+                        for k, column in zip(keyword_ids, columns, strict=True):
+                            thresholds[k] = THRESHOLDS[column]
+                        setting = streaming.Setting(config.recognizer.threshold, window, suppression, minimum_count,
+                                                    tuple(thresholds))
+                        if setting not in replayed:
+                            replayed[setting] = streaming.operating_point(streams, traces, config, setting)
+                        keyword, non_keyword = replayed[setting]
+                        candidate = Fitted(setting, keyword, non_keyword, non_keyword.fa_per_hour <= target)
+                        if fitted is None or candidate.key < fitted.key:
+                            fitted = candidate
+                        if candidate.met_target:
+                            break
+                    if target not in best or fitted.key < best[target].key:
+                        best[target] = fitted
+                    if window not in per_window[target] or fitted.key < per_window[target][window].key:
+                        per_window[target][window] = fitted
+    return best, per_window, points
+
+
+# ---- the record ----
+
+def _setting_record(setting: streaming.Setting, labels: tuple[str, ...], keywords: tuple[str, ...]) -> dict:
+    return {"average_window_ms": setting.average_window_ms, "suppression_ms": setting.suppression_ms,
+            "minimum_count": setting.minimum_count, "threshold": setting.threshold,
+            "thresholds": {label: t for label, t in zip(labels, setting.label_thresholds(len(labels)), strict=True)
+                           if label in keywords}}
 
 
 def apply(model_dir: ModelDir, setting: streaming.Setting, record: dict) -> None:
     """Writes the setting into model_settings.h, config.toml and the model card."""
     from kws.export import set_recognizer_defines, update_card
 
-    recognizer = dataclasses.replace(model_dir.config.recognizer, threshold=setting.threshold,
-                                     average_window_ms=setting.average_window_ms,
-                                     suppression_ms=setting.suppression_ms)
+    config = model_dir.config
+    per_keyword = _setting_record(setting, config.labels, config.keywords.words)["thresholds"]
+    recognizer = dataclasses.replace(config.recognizer, average_window_ms=setting.average_window_ms,
+                                     suppression_ms=setting.suppression_ms, minimum_count=setting.minimum_count,
+                                     thresholds=per_keyword)
     header = model_dir.path / "model_settings.h"
-    header.write_bytes(set_recognizer_defines(header.read_bytes().decode(), recognizer).encode())
+    header.write_bytes(set_recognizer_defines(header.read_bytes().decode(),
+                                              dataclasses.replace(config, recognizer=recognizer)).encode())
     config_module.set_values(model_dir.path / "config.toml", "recognizer",
-                             {"threshold": setting.threshold, "average_window_ms": setting.average_window_ms,
-                              "suppression_ms": setting.suppression_ms})
+                             {"average_window_ms": setting.average_window_ms, "suppression_ms": setting.suppression_ms,
+                              "minimum_count": setting.minimum_count})
+    config_module.set_values(model_dir.path / "config.toml", "recognizer.thresholds", per_keyword)
     update_card(model_dir.path, {"recognizer": record}, record["command"])
 
 
 def run(model: str, sources: list[str], noise: list[str], target: float | None, minutes: float,
-        snr_db: float | None, backend: str, split: str, seed: int = 0, command: str = "") -> int:
+        snr_db: float | None, backend: str, split: str, seed: int = 0, command: str = "",
+        other_word_folders: list[str] | None = None) -> int:
     """`kws calibrate`; returns the exit status."""
     model_dir = ModelDir(model)
     config = model_dir.config
+    labels = config.labels
     target = config.recognizer.false_accepts_per_hour if target is None else target
     if target <= 0:
         raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
     clips = data.select_clips(config, sources, split)
-    print(f"calibrating on {clips.describe()}", file=sys.stderr)
+    skipped: list[str] = []
+    others = other_words(config, other_word_folders or [], skipped)
+    print(f"calibrating on {clips.describe()}" + (f", and {len(others)} clips of other words from "
+                                                  f"{', '.join(other_word_folders or [])}" if others else ""),
+          file=sys.stderr)
+    for line in skipped:
+        print(f"skipped {line}", file=sys.stderr)
     background = (report.noise_sources(noise, False, config.audio.sample_rate)
                   or report.generated_sources(config.audio.sample_rate))
-    streams, traces = report.stream_traces(model_dir, clips, background, minutes, snr_db, backend, seed)
-    best, grid = search(streams, traces, config, target)
-    keyword, non_keyword = best.pop("outcome")
-    setting = streaming.Setting(best["threshold"], best["average_window_ms"], best["suppression_ms"],
-                                best["minimum_count"])
-    before_keyword, before_non_keyword = streaming.operating_point(streams, traces, config,
-                                                                   streaming.Setting.from_config(config))
+    recordings = [recording for source in background for recording in source.audio]
+    calibration, heldout, how = split_halves(config, clips, others)
+    sets = {}
+    for name, half, stream_seed in (("calibration", calibration, seed), ("heldout", heldout, seed + HELDOUT_SEED)):
+        streams = half_streams(config, half, recordings, minutes, snr_db, stream_seed)
+        sets[name] = (streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams])
+    targets = tuple(dict.fromkeys((target, *REPORTED_TARGETS)))
+    best, per_window, points = fit(*sets["calibration"], config, targets)
+
+    def measured(fitted: Fitted) -> dict:
+        held = streaming.operating_point(*sets["heldout"], config, fitted.setting)
+        return {"setting": _setting_record(fitted.setting, labels, config.keywords.words),
+                "met_target_calibrating": fitted.met_target,
+                "calibration": streaming.operating_summary(fitted.keyword, fitted.non_keyword, labels),
+                "heldout": streaming.operating_summary(*held, labels)}
+
+    chosen = best[target]
+    previous = streaming.Setting.from_config(config)
     record = {
-        "threshold": setting.threshold, "average_window_ms": setting.average_window_ms,
-        "suppression_ms": setting.suppression_ms, "minimum_count": setting.minimum_count,
-        "target_fa_per_hour": target, "met_target": best["met_target"],
-        "measured": streaming.operating_summary(keyword, non_keyword, config.labels),
-        "previous": {**vars(streaming.Setting.from_config(config)),
-                     "fa_per_hour": round(before_non_keyword.fa_per_hour, 3), "frr": round(before_keyword.frr, 4)},
-        "streams": report.describe_streams(streams, background), "split": split, "sources": clips.sources,
-        "clips": clips.counts(config.labels), "backend": backend, "seed": seed,
+        **_setting_record(chosen.setting, labels, config.keywords.words),
+        "target_fa_per_hour": target, "met_target": chosen.met_target,
+        **{key: value for key, value in measured(chosen).items() if key != "setting"},
+        "at_targets": {f"{t:g}": measured(best[t]) for t in targets},
+        "window_cost": {f"{w}": measured(fitted) for w, fitted in sorted(per_window[target].items())},
+        "previous": {**_setting_record(previous, labels, config.keywords.words),
+                     "calibration": streaming.operating_summary(*streaming.operating_point(*sets["calibration"], config, previous), labels),
+                     "heldout": streaming.operating_summary(*streaming.operating_point(*sets["heldout"], config, previous), labels)},
+        "halves": {"by": how, "calibration_speakers": len(calibration.speakers),
+                   "heldout_speakers": len(heldout.speakers), "shared_speakers": len(calibration.speakers
+                                                                                     & heldout.speakers)},
+        "streams": {name: report.describe_streams(streams, background) for name, (streams, _) in sets.items()},
+        "split": split, "sources": clips.sources, "other_words": other_word_folders or [],
+        "clips": clips.counts(labels), "other_word_clips": len(others), "backend": backend, "seed": seed,
         "grid": {"thresholds": list(THRESHOLDS), "average_windows_ms": list(AVERAGE_WINDOWS_MS),
-                 "suppressions_ms": list(SUPPRESSIONS_MS), "settings": len(grid)},
+                 "suppressions_ms": list(SUPPRESSIONS_MS), "minimum_counts": list(MINIMUM_COUNTS),
+                 "grid_points": points},
         "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "command": command,
     }
-    apply(model_dir, setting, record)
-    measured = record["measured"]
-    verdict = "meets" if best["met_target"] else "NO setting meets"
-    print(f"{verdict} the target of {target} FA/h over {measured['hours'] * 60:.1f} min of non-keyword speech: "
-          f"threshold {setting.threshold}, average window {setting.average_window_ms} ms, suppression "
-          f"{setting.suppression_ms} ms -> {measured['fa_per_hour']} FA/h (95% CI {measured['fa_per_hour_ci95']}), "
-          f"FRR {measured['frr']} on {measured['keywords']} keywords (was {record['previous']['fa_per_hour']} FA/h, "
-          f"FRR {record['previous']['frr']})"
-          + ("" if best["met_target"] else "; chose the lowest FA/h"), file=sys.stdout)
-    if measured["fa_per_hour_ci95"][1] > target:
-        print(f"note: {measured['hours']:.2f} h of non-keyword stream bound the false-accept rate only below "
-              f"{measured['fa_per_hour_ci95'][1]}/h (95%); confirming {target}/h takes at least "
+    apply(model_dir, chosen.setting, record)
+    print(summary_text(record), file=sys.stdout)
+    hours = record["heldout"]["hours"]
+    if record["heldout"]["fa_per_hour_ci95"][1] > target:
+        print(f"note: {hours:.2f} h of held-out non-keyword stream bound the false-accept rate only below "
+              f"{record['heldout']['fa_per_hour_ci95'][1]}/h (95%); confirming {target}/h takes at least "
               f"{ZERO_EVENT_BOUND / target:.1f} h of non-keyword stream (--stream-minutes "
-              f"{ZERO_EVENT_BOUND / target * 60:.0f})",
-              file=sys.stdout)
+              f"{ZERO_EVENT_BOUND / target * 60:.0f})", file=sys.stdout)
     print(f"updated {Path(model_dir.path) / 'model_settings.h'}, config.toml and model_card.json", file=sys.stderr)
     return 0
+
+
+def summary_text(record: dict) -> str:
+    """What calibrate prints: the setting, then calibration and held-out figures side by side."""
+    def row(name: str, entry: dict) -> str:
+        cal, held = entry["calibration"], entry["heldout"]
+        return (f"  {name:<22} {_fa(cal)} {cal['frr']:>6.3f} {_delay(cal)}   |  {_fa(held)} {held['frr']:>6.3f} "
+                f"{_delay(held)}")
+
+    setting = record
+    lines = [("meets" if record["met_target"] else "NO setting meets") + f" the target of "
+             f"{record['target_fa_per_hour']:g} FA/h on the calibration streams"
+             + ("" if record["met_target"] else " (chose the lowest FA/h)") + ":",
+             f"  average window {setting['average_window_ms']} ms, suppression {setting['suppression_ms']} ms, "
+             f"minimum count {setting['minimum_count']}, thresholds "
+             + ", ".join(f"{k} {v}" for k, v in setting["thresholds"].items()),
+             f"  streams cut by {record['halves']['by']} ({record['halves']['calibration_speakers']} / "
+             f"{record['halves']['heldout_speakers']} speakers, {record['halves']['shared_speakers']} shared)",
+             "", f"  {'':<22} {'calibration':^30} |  {'held-out':^30}",
+             f"  {'setting':<22} {'FA/h':>9} {'FRR':>6} {'median delay':>13}   |  {'FA/h':>9} {'FRR':>6} "
+             f"{'median delay':>13}",
+             row("chosen", record), row("before (config)", record["previous"])]
+    lines += [row(f"fitted for {t} FA/h", entry) for t, entry in record["at_targets"].items()]
+    lines += [row(f"best at {w} ms window", entry) for w, entry in record["window_cost"].items()]
+    held = record["heldout"]
+    lines += ["", "  per keyword (held-out): " + ", ".join(
+        f"{k} FRR {v['frr']:.2f} delay {_ms(v['delay_ms_median'])}" for k, v in held["per_keyword"].items())]
+    causes = held["false_accepts_by_cause"][:8]
+    if causes:
+        lines.append("  held-out false accepts by cause: " + ", ".join(
+            f"{c['heard']} -> {c['detected']} x{c['count']}" for c in causes))
+    return "\n".join(lines)
+
+
+def _fa(summary: dict) -> str:
+    return f"{summary['fa_per_hour']:>9.2f}"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
+
+
+def _delay(summary: dict) -> str:
+    return f"{_ms(summary['delay_ms']['median']):>13}"

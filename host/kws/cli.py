@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -105,7 +106,18 @@ def cmd_export(args: argparse.Namespace) -> int:
                         training={key: training[key] for key in ("seconds", "best", "parameters") if key in training})
     print(f"{result.out_dir}: model {result.tflite_bytes} B, arena {result.arena_size} B "
           f"(measured {result.arena_measured} B), ops {', '.join(result.ops)}")
+    print(not_calibrated_note(config, args.out, args.data, args.noise))
     return 0
+
+
+def not_calibrated_note(config: object, out: str, data: list[str], noise: list[str]) -> str:
+    """What `kws export` says about the recognizer it wrote: the config's defaults, not yet fitted on streams."""
+    rec = config.recognizer
+    command = " ".join(["kws calibrate", "--model", shlex.quote(str(out)), "--data", *map(shlex.quote, data)]
+                       + (["--noise", *map(shlex.quote, noise)] if noise else []))
+    return (f"recognizer NOT calibrated yet: model_settings.h holds the config's defaults (threshold "
+            f"{rec.threshold} for every keyword, {rec.average_window_ms} ms window; KWS_RECOGNIZER_CALIBRATED 0). "
+            f"Fit per-keyword thresholds on streams and check them on held-out ones with:\n  {command}")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -149,7 +161,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from kws.calibrate import run
 
     return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
-               args.backend, args.split, args.seed, command=args.command_line)
+               args.backend, args.split, args.seed, command=args.command_line, other_word_folders=args.other_words)
 
 
 def _snr(text: str) -> float | None:
@@ -308,13 +320,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "estimates")
     report.set_defaults(handler=cmd_report)
 
-    calibrate = _command(commands, "calibrate", "tune the recognizer for a false-accepts-per-hour target and "
-                                                "write it into the model folder")
+    calibrate = _command(commands, "calibrate", "fit per-keyword thresholds, averaging window, suppression and "
+                                                "minimum count for a false-accepts-per-hour target on calibration "
+                                                "streams, check them on held-out streams of other clips, and write "
+                                                "them into the model folder")
     # Tuning on the test speakers would make every later test figure optimistic: calibrate fits on validation.
     _add_scoring_arguments(calibrate, split="validation")
     _add_stream_arguments(calibrate)
     calibrate.add_argument("--target-fa-per-hour", type=float, metavar="X",
                            help="none given: the model config's recognizer.false_accepts_per_hour")
+    calibrate.add_argument("--other-words", nargs="*", default=[], metavar="DIR",
+                           help="folders of <word>/*.wav clips of non-keywords (e.g. Speech Commands v0.01's other "
+                                "words) added to the non-keyword streams, split by speaker like the clips")
     calibrate.set_defaults(handler=cmd_calibrate)
 
     quickstart = _command(commands, "quickstart", "offline demo: synthetic yes/no → train → export → eval")

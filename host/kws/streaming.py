@@ -58,6 +58,7 @@ class Event:
     label: int
     start_ms: int
     end_ms: int
+    word: str = ""  # what was said (the clip's folder), to name the cause of a false accept
 
 
 class BackgroundNoise:
@@ -152,11 +153,16 @@ class Setting:
     average_window_ms: int
     suppression_ms: int
     minimum_count: int
+    thresholds: tuple[int, ...] | None = None  # one per label (output order); None: `threshold` for every label
 
     @classmethod
     def from_config(cls, config: Config) -> Setting:
         rec = config.recognizer
-        return cls(rec.threshold, rec.average_window_ms, rec.suppression_ms, rec.minimum_count)
+        return cls(rec.threshold, rec.average_window_ms, rec.suppression_ms, rec.minimum_count,
+                   config.label_thresholds)
+
+    def label_thresholds(self, labels: int) -> tuple[int, ...]:
+        return self.thresholds if self.thresholds is not None else (self.threshold,) * labels
 
 
 @dataclass
@@ -169,6 +175,8 @@ class Outcome:
     false_accepts: Counter = field(default_factory=Counter)  # by kind
     delays_ms: list[int] = field(default_factory=list)  # detection time minus word end, per hit
     per_label: dict[int, list[int]] = field(default_factory=dict)  # label -> [inserted, hit]
+    label_delays: dict[int, list[int]] = field(default_factory=dict)  # label -> delays of its hits
+    causes: Counter = field(default_factory=Counter)  # (what was there: a word or "noise", label detected) -> count
 
     @property
     def false_accept_count(self) -> int:
@@ -199,16 +207,30 @@ class Outcome:
             "delay_ms": {"median": float(np.median(delays)) if len(delays) else None,
                          "p90": float(np.percentile(delays, 90)) if len(delays) else None, "hits": len(delays)},
             "per_keyword": {labels[label]: {"inserted": inserted, "detected": hit,
-                                            "frr": round(1 - hit / inserted, 4) if inserted else None}
+                                            "frr": round(1 - hit / inserted, 4) if inserted else None,
+                                            **_delays(self.label_delays.get(label, []))}
                             for label, (inserted, hit) in sorted(self.per_label.items())},
+            # What was heard as which keyword, most frequent first: "noise" is background with no word near.
+            "false_accepts_by_cause": [{"heard": heard, "detected": labels[label], "count": count}
+                                       for (heard, label), count in sorted(self.causes.items(),
+                                                                           key=lambda item: (-item[1], item[0]))],
         }
 
     def __add__(self, other: Outcome) -> Outcome:
         per_label = {label: [a + b for a, b in zip(self.per_label.get(label, [0, 0]), other.per_label.get(label, [0, 0]),
                                                    strict=True)]
                      for label in {*self.per_label, *other.per_label}}
+        label_delays = {label: self.label_delays.get(label, []) + other.label_delays.get(label, [])
+                        for label in {*self.label_delays, *other.label_delays}}
         return Outcome(self.hours + other.hours, self.keywords + other.keywords, self.hits + other.hits,
-                       self.false_accepts + other.false_accepts, self.delays_ms + other.delays_ms, per_label)
+                       self.false_accepts + other.false_accepts, self.delays_ms + other.delays_ms, per_label,
+                       label_delays, self.causes + other.causes)
+
+
+def _delays(delays: Sequence[int]) -> dict:
+    """Median and 90th percentile of detection delays (ms after the word's end), None without hits."""
+    return {"delay_ms_median": float(np.median(delays)) if len(delays) else None,
+            "delay_ms_p90": float(np.percentile(delays, 90)) if len(delays) else None}
 
 
 def poisson_rate_interval(count: int, hours: float) -> list[float] | None:
@@ -253,8 +275,10 @@ def background_crop(noise: BackgroundNoise, samples: int, rng: np.random.Generat
 
 def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], noise: Sequence[np.ndarray],
                  minutes: float, sample_rate: int, snr_db: float | None, speech_rms: float, rng: np.random.Generator,
-                 min_gap_s: float = MIN_GAP_S, max_gap_s: float = MAX_GAP_S) -> Stream:
-    """`minutes` of background with the clips (int16, one class index each) inserted in a shuffled cycle.
+                 min_gap_s: float = MIN_GAP_S, max_gap_s: float = MAX_GAP_S,
+                 words: Sequence[str] | None = None) -> Stream:
+    """`minutes` of background with the clips (int16, one class index each; `words`: what each says, for the
+    causes of false accepts) inserted in a shuffled cycle.
 
     No clips: a stream of background only. The last `max_gap_s` stay free so the last word can still be detected.
     """
@@ -273,7 +297,8 @@ def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], 
         placements.append((position, clip))
         start_ms, end_ms = voiced_span(clip, sample_rate)
         offset_ms = position * 1000 // sample_rate
-        events.append(Event(int(labels[index]), offset_ms + start_ms, offset_ms + end_ms))
+        events.append(Event(int(labels[index]), offset_ms + start_ms, offset_ms + end_ms,
+                            words[index] if words is not None else ""))
         position += len(clip) + round(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
     loop, offset = BackgroundNoise(noise).draw(rng) if snr_db is not None else (None, 0)
     gain = snr_gain(speech_rms, 1.0, snr_db) if snr_db is not None else 0.0
@@ -334,7 +359,7 @@ def model_trace(model_dir: ModelDir, stream: Stream, backend: str = "litert") ->
 def replay(trace: Trace, reportable: Sequence[bool], setting: Setting) -> list[core.Detection]:
     """The firmware's recognizer over a recorded trace with one setting."""
     recognizer = core.Recognizer(trace.scores.shape[1], reportable, setting.average_window_ms, setting.threshold,
-                                 setting.suppression_ms, setting.minimum_count)
+                                 setting.suppression_ms, setting.minimum_count, setting.thresholds)
     return recognizer.process_many(trace.times_ms, trace.scores)
 
 
@@ -365,7 +390,9 @@ def match(stream: Stream, detections: Sequence[core.Detection], keyword_labels: 
             outcome.hits += 1
             outcome.per_label[events[i].label][1] += 1
             outcome.delays_ms.append(detection.time_ms - events[i].end_ms)
-        elif same:
+            outcome.label_delays.setdefault(events[i].label, []).append(detection.time_ms - events[i].end_ms)
+            continue
+        if same:
             outcome.false_accepts["repeat"] += 1
         elif any(events[i].label in keyword_labels for i in near):
             outcome.false_accepts["wrong_label"] += 1
@@ -373,6 +400,10 @@ def match(stream: Stream, detections: Sequence[core.Detection], keyword_labels: 
             outcome.false_accepts["unknown_word"] += 1
         else:
             outcome.false_accepts["background"] += 1
+        # The keyword near (wrong label, repeat), else the latest word near (unknown word), else the noise.
+        cause = next((events[i] for i in near if events[i].label in keyword_labels), events[near[0]]) if near else None
+        heard = "noise" if cause is None else (cause.word or f"label {cause.label}")
+        outcome.causes[(heard, detection.label_index)] += 1
     return outcome
 
 
@@ -394,10 +425,13 @@ def operating_summary(keyword: Outcome, non_keyword: Outcome, labels: Sequence[s
     keyword, repeats) per keyword spoken."""
     summary = keyword.summary(labels)
     negative = non_keyword.summary(labels)
-    for key in ("hours", "false_accepts", "false_accepts_by_kind", "fa_per_hour", "fa_per_hour_ci95"):
+    own_causes = summary["false_accepts_by_cause"]
+    for key in ("hours", "false_accepts", "false_accepts_by_kind", "fa_per_hour", "fa_per_hour_ci95",
+                "false_accepts_by_cause"):
         summary[key] = negative[key]
     summary["keyword_stream_false_accepts"] = {
         "count": keyword.false_accept_count, "by_kind": dict(sorted(keyword.false_accepts.items())),
+        "by_cause": own_causes,
         "per_keyword": round(keyword.false_accept_count / keyword.keywords, 4) if keyword.keywords else None}
     return summary
 
