@@ -198,3 +198,17 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     from kws.export import header_calibrated
 
     assert header_calibrated(header.read_text())
+    # kws report on the calibrated model: per-keyword evidence, and calibration beside held-out from the card.
+    out = tmp_path / "report"
+    assert main(["report", "--model", str(model), "--data", str(synth_data), "--out", str(out),
+                 "--stream-minutes", "0.5"]) == 0
+    assert (out / "det_per_keyword.png").stat().st_size > 0
+    stream = json.loads((out / "metrics.json").read_text())["streaming"]
+    assert stream["setting"]["thresholds"] == list(config.label_thresholds)
+    assert set(stream["per_keyword_det"]) == {"yes", "no"}
+    assert [row["average_window_ms"] for row in stream["window_cost"]] == [250, 350, 500, 750, 1000]
+    assert stream["calibration"]["thresholds"] == card["thresholds"]
+    text = (out / "report.md").read_text()
+    for heading in ("### Per keyword", "False accepts by cause", "What the averaging window costs",
+                    "### How the setting was chosen", "| chosen |", "| fitted for 5 FA/h |"):
+        assert heading in text, heading

@@ -206,6 +206,12 @@ class Fitted:
                 -sum(thresholds))
 
 
+def _inserted(streams: list[streaming.Stream], keyword_ids: list[int]) -> dict[int, int]:
+    """How often each keyword was spoken in the keyword streams."""
+    return {k: sum(1 for s in streams if s.name == streaming.KEYWORD_STREAM for e in s.events if e.label == k)
+            for k in keyword_ids}
+
+
 def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config, window: int,
             minimum_count: int, suppressions: tuple[int, ...], matchers: list[_Matcher]) -> dict[int, tuple]:
     """suppression -> (misses, false accepts), each (keywords x THRESHOLDS), for every keyword alone."""
@@ -214,8 +220,7 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
     reportable = [i in keyword_ids for i in range(len(labels))]
     tops = [core.Recognizer(len(labels), reportable, window, 255, 0, minimum_count, [255] * len(labels))
             .tops(trace.times_ms, trace.scores) for trace in traces]
-    inserted = {k: sum(1 for s in streams if s.name == streaming.KEYWORD_STREAM for e in s.events if e.label == k)
-                for k in keyword_ids}
+    inserted = _inserted(streams, keyword_ids)
     result = {}
     for suppression in suppressions:
         misses = np.zeros((len(keyword_ids), len(THRESHOLDS)), np.int64)
@@ -232,6 +237,24 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
                 misses[row, column] = inserted[k] - hits
         result[suppression] = (misses, false_accepts)
     return result
+
+
+def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+                   setting: streaming.Setting) -> dict[str, list[dict]]:
+    """A DET curve per keyword at the setting's window, suppression and minimum count: each keyword alone over
+    THRESHOLDS, its false-reject rate on the keyword streams and the false accepts per hour it alone causes on the
+    non-keyword streams."""
+    keyword_ids = [i for i, label in enumerate(config.labels) if label in config.keywords.words]
+    matchers = [_Matcher(stream) for stream in streams]
+    misses, false_accepts = _curves(streams, traces, config, setting.average_window_ms, setting.minimum_count,
+                                    (setting.suppression_ms,), matchers)[setting.suppression_ms]
+    hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
+    inserted = _inserted(streams, keyword_ids)
+    return {config.labels[k]: [{"threshold": t, "frr": round(int(misses[row, column]) / inserted[k], 4)
+                                if inserted[k] else None,
+                                "fa_per_hour": round(int(false_accepts[row, column]) / hours, 3) if hours else None}
+                               for column, t in enumerate(THRESHOLDS)]
+            for row, k in enumerate(keyword_ids)}
 
 
 def _candidates(misses: np.ndarray, false_accepts: np.ndarray, budget: float) -> list[tuple[int, ...]]:

@@ -105,14 +105,34 @@ def det_curve(points: list[dict], operating: dict, hours: float, title: str, pat
             axes.annotate(str(p["threshold"]), (x, p["frr"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     axes.plot([max(operating["fa_per_hour"], floor)], [operating["frr"]], "r*", markersize=12,
               label=f"configured (threshold {operating['threshold']})")
+    _det_axes(axes, floor, "false accepts per hour", "false-reject rate", title, {"fontsize": 8})
+    _save(figure, path)
+
+
+def _det_axes(axes: object, floor: float, xlabel: str, ylabel: str, title: str, legend: dict) -> None:
+    """A DET plot's axes: log false accepts per hour (zero drawn at `floor`), false-reject rate 0..1."""
     axes.axvline(floor, color="grey", linestyle=":", label=f"0 false accepts (drawn at {floor:.2g}/h)")
     axes.set_xscale("log")
-    axes.set_xlabel("false accepts per hour")
-    axes.set_ylabel("false-reject rate")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
     axes.set_ylim(-0.02, 1.02)
     axes.grid(alpha=0.3, which="both")
-    axes.legend(fontsize=8)
+    axes.legend(**legend)
     axes.set_title(title, fontsize=10)
+
+
+def det_per_keyword(curves: dict[str, list[dict]], hours: float, title: str, path: Path) -> None:
+    """One DET curve per keyword (its threshold swept alone): false-reject rate against the false accepts per hour
+    it causes. curves: keyword -> [{"threshold", "fa_per_hour", "frr"}]; zero false accepts drawn as in det_curve."""
+    plt = _pyplot()
+    floor = 0.5 / hours
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for word, points in curves.items():
+        points = [p for p in points if p["frr"] is not None and p["fa_per_hour"] is not None]
+        axes.plot([max(p["fa_per_hour"], floor) for p in points], [p["frr"] for p in points], marker=".",
+                  label=word)
+    _det_axes(axes, floor, "false accepts per hour caused by the keyword", "false-reject rate of the keyword", title,
+              {"fontsize": 7, "ncol": 2})
     _save(figure, path)
 
 

@@ -17,6 +17,7 @@ is the --noise sources (or the generated ones) joined; unseen noises are only us
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import shutil
@@ -34,6 +35,7 @@ from kws.progress import Progress
 
 SNRS_DB = (None, 20.0, 10.0, 5.0, 0.0)  # None: the clips as recorded
 DET_THRESHOLDS = tuple(range(0, 256, 8)) + (255,)
+WINDOW_COST_MS = (250, 350, 500, 750, 1000)  # averaging windows whose delay and rates the report compares
 NOISE_SEED = 1234
 NOISE_BATCH_CLIPS = 256
 
@@ -161,10 +163,34 @@ def streaming_metrics(model_dir: ModelDir, streams: list[streaming.Stream], trac
     per_stream = {streaming.KEYWORD_STREAM: keyword.summary(labels),
                   streaming.NON_KEYWORD_STREAM: non_keyword.summary(labels)}
     return {"streams": describe_streams(streams, noise), "setting": vars(setting),
+            "per_keyword_det": keyword_curves(streams, traces, config, setting),
+            "window_cost": window_cost(streams, traces, config, setting),
+            "calibration": _card(model_dir).get("recognizer"),
             "inference_every_strides": config.recognizer.inference_every_strides,
             "tolerance_ms": streaming.TOLERANCE_MS, "gap_s": [streaming.MIN_GAP_S, streaming.MAX_GAP_S],
             "operating": streaming.operating_summary(keyword, non_keyword, labels), "per_stream": per_stream, "det": sweep,
             "fa_per_hour_target": config.recognizer.false_accepts_per_hour}
+
+
+def window_cost(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+                setting: streaming.Setting) -> list[dict]:
+    """The configured thresholds at each averaging window of WINDOW_COST_MS: what a longer average costs in delay
+    (and buys in false accepts). The thresholds are not refitted per window (kws calibrate's record has that)."""
+    rows = []
+    for window in WINDOW_COST_MS:
+        keyword, non_keyword = streaming.operating_point(streams, traces, config,
+                                                         dataclasses.replace(setting, average_window_ms=window))
+        rows.append({"average_window_ms": window, "frr": round(keyword.frr, 4),
+                     "fa_per_hour": round(non_keyword.fa_per_hour, 3),
+                     "delay_ms_median": keyword.summary(config.labels)["delay_ms"]["median"]})
+    return rows
+
+
+def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+                   setting: streaming.Setting) -> dict[str, list[dict]]:
+    from kws import calibrate
+
+    return calibrate.keyword_curves(streams, traces, config, setting)
 
 
 def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
@@ -235,6 +261,9 @@ def plots(metrics: dict, out: Path) -> list[str]:
     draw.det_curve(stream["det"], {**operating, "threshold": stream["setting"]["threshold"]}, operating["hours"],
                    f"DET: threshold sweep over {operating['hours'] * 60:.0f} min of streams, "
                    f"{operating['keywords']} keywords", out / "det.png")
+    draw.det_per_keyword(stream["per_keyword_det"], operating["hours"],
+                         f"DET per keyword (each alone; window {stream['setting']['average_window_ms']} ms)",
+                         out / "det_per_keyword.png")
     measured = cost.get("measured") or {}
     on_board = measured.get("timing") == "dwt"
     stages = [{"name": f"{name} x{row['count']}", "estimated_us": row["us"], "uncertainty": cost["uncertainty"],
@@ -248,7 +277,7 @@ def plots(metrics: dict, out: Path) -> list[str]:
                    if on_board and measured.get("frontend_us_per_stride") is not None else None})
     draw.latency(stages, cost["period_ms"], f"time per inference period ({cost['period_ms']} ms) at "
                  f"{cost['clock_hz'] / 1e6:.0f} MHz, CPI {cost['cycles_per_instruction']}", out / "latency.png")
-    return ["confusion.png", "accuracy_vs_snr.png", "det.png", "latency.png"]
+    return ["confusion.png", "accuracy_vs_snr.png", "det.png", "det_per_keyword.png", "latency.png"]
 
 
 def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str], out: str | None,
@@ -350,6 +379,49 @@ def _fmt(value: object, digits: int = 3) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def streaming_evidence(stream: dict, op: dict, thresholds: dict[str, int]) -> list[str]:
+    """report.md's per-keyword evidence: FRR and delay per keyword, false accepts by cause, what the averaging window
+    costs in delay, and how kws calibrate chose the setting (calibration beside held-out streams)."""
+    lines = ["### Per keyword", "", "Delay: detection time minus the end of the word (median / 90th percentile over "
+             "the keyword's hits).", "", "| keyword | threshold | spoken | detected | FRR | delay median / p90 (ms) |",
+             "|---|---|---|---|---|---|"]
+    for word, row in op["per_keyword"].items():
+        lines.append(f"| {word} | {thresholds.get(word, stream['setting']['threshold'])} | {row['inserted']} | "
+                     f"{row['detected']} | {_fmt(row['frr'])} | {_fmt(row['delay_ms_median'], 0)} / "
+                     f"{_fmt(row['delay_ms_p90'], 0)} |")
+    lines += ["", "![DET per keyword](det_per_keyword.png)", "", "False accepts by cause (what was heard -> the "
+              "keyword detected; *noise*: no word near):", "", "| stream | heard | detected | count |",
+              "|---|---|---|---|"]
+    causes = [("non-keyword", c) for c in op["false_accepts_by_cause"]] + [
+        ("keyword", c) for c in op["keyword_stream_false_accepts"]["by_cause"]]
+    lines += [f"| {name} | {c['heard']} | {c['detected']} | {c['count']} |" for name, c in causes[:20]] or ["| - | | | |"]
+    lines += ["", f"What the averaging window costs: the configured thresholds at each window "
+              f"(configured: {stream['setting']['average_window_ms']} ms; thresholds not refitted).", "",
+              "| window (ms) | median delay (ms) | FRR | FA/h |", "|---|---|---|---|"]
+    lines += [f"| {r['average_window_ms']} | {_fmt(r['delay_ms_median'], 0)} | {_fmt(r['frr'])} | "
+              f"{_fmt(r['fa_per_hour'])} |" for r in stream["window_cost"]]
+    calibration = stream.get("calibration")
+    if calibration and "heldout" in calibration:
+        lines += ["", "### How the setting was chosen (kws calibrate)", "",
+                  f"`{calibration.get('command') or 'kws calibrate'}`: fitted on calibration streams, then replayed on "
+                  f"held-out streams of other {calibration['halves']['by']} (split {calibration['split']}). A gap "
+                  "between the two columns is overfitting.", "",
+                  "| setting | calibration FA/h | FRR | median delay | held-out FA/h | FRR | median delay |",
+                  "|---|---|---|---|---|---|---|"]
+        rows = [("chosen", calibration), ("before calibration", calibration["previous"])]
+        rows += [(f"fitted for {t} FA/h", entry) for t, entry in calibration["at_targets"].items()]
+        rows += [(f"best at {w} ms window (refitted)", entry) for w, entry in calibration["window_cost"].items()]
+        for name, entry in rows:
+            cal, held = entry["calibration"], entry["heldout"]
+            lines.append(f"| {name} | {_fmt(cal['fa_per_hour'])} | {_fmt(cal['frr'])} | "
+                         f"{_fmt(cal['delay_ms']['median'], 0)} | {_fmt(held['fa_per_hour'])} | {_fmt(held['frr'])} | "
+                         f"{_fmt(held['delay_ms']['median'], 0)} |")
+    else:
+        lines += ["", "The recognizer is **not calibrated** with held-out checking: run `kws calibrate` "
+                  "(it fits per-keyword thresholds and reports them on held-out streams)."]
+    return lines + [""]
+
+
 def markdown(m: dict) -> str:
     """report.md: a summary table first, then one section per measurement, each saying what data it used."""
     model, acc, noise, stream, cost, memory = (m["model"], m["accuracy"], m["noise"], m["streaming"], m["cost"],
@@ -417,7 +489,10 @@ def markdown(m: dict) -> str:
         lines.append(f"| {s['name']} | {s['minutes']} | {_fmt(s['snr_db'], 1)} | {s['events']} | "
                      f"{s['distinct_clips']} | {', '.join(s['background']) or 'none (clean)'} |")
     setting = stream["setting"]
-    lines += ["", f"Configured recognizer: threshold {setting['threshold']}, average window "
+    thresholds = dict(zip(model["labels"], setting["thresholds"], strict=True)) if setting.get("thresholds") else {}
+    per_keyword = ", ".join(f"{k} {t}" for k, t in thresholds.items() if k in op["per_keyword"])
+    lines += ["", f"Configured recognizer: thresholds {per_keyword or setting['threshold']} (others "
+              f"{setting['threshold']}), average window "
               f"{setting['average_window_ms']} ms, suppression {setting['suppression_ms']} ms, minimum count "
               f"{setting['minimum_count']}.", "",
               "| stream | keywords | missed | FRR (95% CI) | false accepts | FA/h (95% CI) | kinds | delay median / p90 (ms) |",
@@ -440,6 +515,7 @@ def markdown(m: dict) -> str:
               f"FA/h resolution: one false accept in these {op['hours'] * 60:.1f} min of non-keyword stream is "
               f"{1 / op['hours']:.1f}/h; the target ({stream['fa_per_hour_target']}/h) needs hours of stream to "
               "confirm (--stream-minutes).", "", "![DET curve](det.png)", ""]
+    lines += streaming_evidence(stream, op, thresholds)
 
     measured = cost.get("measured")
     lines += ["## 4. Device cost (estimated)", "",
