@@ -146,7 +146,9 @@ def test_other_words_skip_keywords_and_name_bad_files(config, tmp_path):
 
 def test_export_says_the_recognizer_is_not_calibrated_and_how_to_calibrate(config):
     note = not_calibrated_note(config, "models/my model", ["data/a", "data/b"], ["noise"])
-    assert "NOT calibrated" in note and "threshold 200" in note
+    assert "NOT calibrated" in note and "thresholds 200 for every keyword" in note
+    tuned = config_module.from_dict({"keywords": {"words": ["yes", "no"]}, "recognizer": {"thresholds": {"no": 90}}})
+    assert "thresholds yes 200, no 90" in not_calibrated_note(tuned, "m", ["d"], [])
     assert note.splitlines()[-1].strip() == ("kws calibrate --model 'models/my model' --data data/a data/b "
                                              "--noise noise")
 

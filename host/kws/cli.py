@@ -115,8 +115,10 @@ def not_calibrated_note(config: object, out: str, data: list[str], noise: list[s
     rec = config.recognizer
     command = " ".join(["kws calibrate", "--model", shlex.quote(str(out)), "--data", *map(shlex.quote, data)]
                        + (["--noise", *map(shlex.quote, noise)] if noise else []))
-    return (f"recognizer NOT calibrated yet: model_settings.h holds the config's defaults (threshold "
-            f"{rec.threshold} for every keyword, {rec.average_window_ms} ms window; KWS_RECOGNIZER_CALIBRATED 0). "
+    thresholds = (", ".join(f"{word} {rec.thresholds.get(word, rec.threshold)}" for word in config.keywords.words)
+                  if rec.thresholds else f"{rec.threshold} for every keyword")
+    return (f"recognizer NOT calibrated yet: model_settings.h holds the config's defaults (thresholds {thresholds}, "
+            f"{rec.average_window_ms} ms window; KWS_RECOGNIZER_CALIBRATED 0), not fitted to this model. "
             f"Fit per-keyword thresholds on streams and check them on held-out ones with:\n  {command}")
 
 
