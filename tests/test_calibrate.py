@@ -214,3 +214,13 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     for heading in ("### Per keyword", "False accepts by cause", "What the averaging window costs",
                     "### How the setting was chosen", "| chosen |", "| fitted for 5 FA/h |"):
         assert heading in text, heading
+
+
+def test_a_keyword_the_calibration_streams_never_say_keeps_the_default_threshold():
+    config = config_module.from_dict({"keywords": {"words": ["yes", "no", "go"]}, "recognizer": {"threshold": 210}})
+    rng = np.random.default_rng(5)
+    streams = calibrate.half_streams(config, _half(config, rng), data.generated_noise(SR, rng, seconds=5), 1.0, 30.0,
+                                     seed=1)
+    fitted = calibrate.fit(streams, _traces(config, streams, {"yes": 230, "no": 150, "confusion": 170}), config,
+                           (1.0,))[0][1.0]
+    assert dict(zip(config.labels, fitted.setting.thresholds, strict=True))["go"] == 210

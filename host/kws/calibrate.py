@@ -282,6 +282,7 @@ def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: 
     hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
     period_ms = config.frontend.stride_ms * config.recognizer.inference_every_strides
     matchers = [_Matcher(stream) for stream in streams]
+    spoken = _inserted(streams, keyword_ids)
     replayed: dict[streaming.Setting, tuple[streaming.Outcome, streaming.Outcome]] = {}  # targets share candidates
     best: dict[float, Fitted] = {}
     per_window: dict[float, dict[int, Fitted]] = {target: {} for target in targets}
@@ -298,7 +299,8 @@ def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: 
                     for columns in _candidates(misses, false_accepts, target * hours)[:JOINT_TRIES]:
                         thresholds = [config.recognizer.threshold] * len(labels)
                         for k, column in zip(keyword_ids, columns, strict=True):
-                            thresholds[k] = THRESHOLDS[column]
+                            # A keyword the calibration streams never say has nothing to fit: it keeps the default.
+                            thresholds[k] = THRESHOLDS[column] if spoken[k] else config.recognizer.threshold
                         setting = streaming.Setting(config.recognizer.threshold, window, suppression, minimum_count,
                                                     tuple(thresholds))
                         if setting not in replayed:
@@ -436,6 +438,10 @@ def summary_text(record: dict) -> str:
              row("chosen", record), row("before (config)", record["previous"])]
     lines += [row(f"fitted for {t} FA/h", entry) for t, entry in record["at_targets"].items()]
     lines += [row(f"best at {w} ms window", entry) for w, entry in record["window_cost"].items()]
+    never = [k for k, v in setting["thresholds"].items() if v >= 255]
+    if never:
+        lines.append(f"  warning: {', '.join(never)} can never be detected (threshold 255): within the target "
+                     "every detection of it cost more false accepts than it was worth")
     held = record["heldout"]
     lines += ["", "  per keyword (held-out): " + ", ".join(
         f"{k} FRR {v['frr']:.2f} delay {_ms(v['delay_ms_median'])}" for k, v in held["per_keyword"].items())]
