@@ -210,6 +210,9 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     assert set(stream["per_keyword_det"]) == {"yes", "no"}
     assert [row["average_window_ms"] for row in stream["window_cost"]] == [250, 350, 500, 750, 1000]
     assert stream["calibration"]["thresholds"] == card["thresholds"]
+    op = stream["operating"]
+    causes = op["false_accepts_by_cause"] + op["keyword_stream_false_accepts"]["by_cause"]
+    assert all(not c["heard"].startswith("label ") for c in causes)  # the words themselves
     text = (out / "report.md").read_text()
     for heading in ("### Per keyword", "False accepts by cause", "What the averaging window costs",
                     "### How the setting was chosen", "| chosen |", "| fitted for 5 FA/h |"):

@@ -142,17 +142,7 @@ def split_halves(config: Config, clips: data.Clips, others: list[tuple[np.ndarra
 def half_streams(config: Config, half: Half, noise: list[np.ndarray], minutes: float, snr_db: float | None,
                  seed: int) -> list[streaming.Stream]:
     """A keyword stream and a non-keyword stream of `minutes` each from one half, at the keyword clips' SNR."""
-    rng = np.random.default_rng(seed)
-    keyword_ids = {i for i, label in enumerate(config.labels) if label in config.keywords.words}
-    keyword = [i for i, t in enumerate(half.targets) if t in keyword_ids]
-    other = [i for i, t in enumerate(half.targets) if t not in keyword_ids]
-    if not keyword:
-        raise ValueError("no keyword clips to build a stream from")
-    speech_rms = streaming.reference_rms([half.audio[i] for i in keyword])
-    return [streaming.build_stream(name, [half.audio[i] for i in chosen], [half.targets[i] for i in chosen],
-                                   noise, minutes, config.audio.sample_rate, snr_db, speech_rms, rng,
-                                   words=[half.words[i] for i in chosen])
-            for name, chosen in ((streaming.KEYWORD_STREAM, keyword), (streaming.NON_KEYWORD_STREAM, other))]
+    return streaming.keyword_streams(config, half.audio, half.targets, noise, minutes, snr_db, seed, half.words)
 
 
 # ---- the fit ----

@@ -137,7 +137,7 @@ def stream_traces(model_dir: ModelDir, clips: data.Clips, noise: list[NoiseSourc
     """The keyword and non-keyword streams and the model's scores over them (the expensive part, done once)."""
     background = [recording for source in noise for recording in source.audio]
     streams = streaming.keyword_streams(model_dir.config, clips.audio, list(clips.targets), background, minutes,
-                                        snr_db, seed)
+                                        snr_db, seed, [path.parent.name for path in clips.paths])
     return streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams]
 
 

@@ -306,19 +306,22 @@ def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], 
 
 
 def keyword_streams(config: Config, clips: Sequence[np.ndarray], targets: Sequence[int], noise: Sequence[np.ndarray],
-                    minutes: float, snr_db: float | None, seed: int) -> list[Stream]:
-    """The two evaluation streams of `minutes` each: keyword clips in background noise, and the config's non-keyword
-    (`unknown`) clips in the same background (noise alone when there are none), both at the keyword clips' SNR."""
+                    minutes: float, snr_db: float | None, seed: int,
+                    words: Sequence[str] | None = None) -> list[Stream]:
+    """The two evaluation streams of `minutes` each: keyword clips in background noise, and the non-keyword clips
+    (the config's `unknown` ones, and target -1: words outside the model's classes) in the same background (noise
+    alone when there are none), both at the keyword clips' SNR. `words`: what each clip says, so that a false
+    accept can name its cause."""
     rng = np.random.default_rng(seed)
     labels = config.labels
-    keyword = [i for i, t in enumerate(targets) if labels[t] in config.keywords.words]
-    other = [i for i, t in enumerate(targets) if labels[t] == "unknown"]
+    keyword = [i for i, t in enumerate(targets) if t >= 0 and labels[t] in config.keywords.words]
+    other = [i for i, t in enumerate(targets) if t < 0 or labels[t] == "unknown"]
     if not keyword:
         raise ValueError("no keyword clips to build a stream from")
     speech_rms = reference_rms([clips[i] for i in keyword])
     sr = config.audio.sample_rate
     return [build_stream(name, [clips[i] for i in chosen], [targets[i] for i in chosen], noise, minutes, sr, snr_db,
-                         speech_rms, rng)
+                         speech_rms, rng, words=None if words is None else [words[i] for i in chosen])
             for name, chosen in ((KEYWORD_STREAM, keyword), (NON_KEYWORD_STREAM, other))]
 
 
