@@ -68,7 +68,9 @@ void pipeline_setup() {
     responder_fail("config", "recognizer_settings_rejected");
   }
 #ifdef KWS_RECOGNIZER_THRESHOLDS  // one per label; older headers: one for all
-  static const uint8_t kThresholds[KWS_NUM_LABELS] = KWS_RECOGNIZER_THRESHOLDS;
+  static const uint8_t kThresholds[] = KWS_RECOGNIZER_THRESHOLDS;
+  static_assert(sizeof(kThresholds) == KWS_NUM_LABELS,
+                "KWS_RECOGNIZER_THRESHOLDS needs one value per label");
   kws_recognizer_set_thresholds(&g_recognizer, kThresholds);
 #endif
 }
