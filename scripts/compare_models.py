@@ -21,26 +21,14 @@ import numpy as np
 
 from kws import cache_dir
 from kws import config as config_module
+from kws.config import with_overrides
 from kws.cost import energy, estimate_model
 from kws.data import features
 from kws.evaluate import ModelDir, evaluate
 from kws.export import export
+from kws.models import CANDIDATES
 from kws.train import train
 
-# name -> overrides of the base config (section -> key -> value)
-ARCHITECTURES = {
-    "tiny_conv": {"model": {"architecture": "tiny_conv", "filters": 8, "kernel": [10, 8], "stride": [2, 2], "head": "average"}},
-    "ds_cnn_small": {"model": {"architecture": "ds_cnn", "filters": 24, "blocks": 3, "kernel": [10, 4],
-                               "stride": [3, 4], "head": "average"}},
-    "ds_cnn_medium": {"model": {"architecture": "ds_cnn", "filters": 32, "blocks": 3, "kernel": [10, 4],
-                                "stride": [2, 4], "head": "average"}},
-    "cnn": {"model": {"architecture": "cnn", "filters": 32, "blocks": 2, "kernel": [10, 4], "stride": [2, 4],
-                      "head": "average"}},
-    "ds_cnn_small_flatten": {"model": {"architecture": "ds_cnn", "filters": 24, "blocks": 3, "kernel": [10, 4],
-                                       "stride": [3, 4], "head": "flatten"}},
-    "cnn_flatten": {"model": {"architecture": "cnn", "filters": 32, "blocks": 2, "kernel": [10, 4],
-                              "stride": [2, 4], "head": "flatten"}},
-}
 # Recipe ablations of one architecture (applied on top of --ablate-base).
 ABLATIONS = {
     "no_noise": {"augment": {"noise_probability": 0.0}},
@@ -54,14 +42,6 @@ ABLATIONS = {
     "more_unknown": {"keywords": {"unknown_share": 2.0}},
     "longer": {"training": {"epochs": 80, "patience": 16}},
 }
-
-
-def variant(base: config_module.Config, overrides: dict) -> config_module.Config:
-    raw = base.to_dict()
-    for section, values in overrides.items():
-        raw[section] = {**raw[section], **values}
-    config = config_module.from_dict(raw)
-    return config_module.dataclasses.replace(config, source=base.source)
 
 
 def run_candidate(name: str, config: config_module.Config, data_dirs: list[str], noise: list[str],
@@ -113,8 +93,8 @@ def main() -> None:
     parser.add_argument("--eval-data", nargs="+", required=True)
     parser.add_argument("--noise", nargs="*", default=[])
     parser.add_argument("--out", default="runs/compare")
-    parser.add_argument("--candidates", nargs="*", default=list(ARCHITECTURES),
-                        help=f"architectures ({', '.join(ARCHITECTURES)}) and ablations ({', '.join(ABLATIONS)})")
+    parser.add_argument("--candidates", nargs="*", default=list(CANDIDATES),
+                        help=f"architectures ({', '.join(CANDIDATES)}) and ablations ({', '.join(ABLATIONS)})")
     parser.add_argument("--ablate-base", default="ds_cnn_small")
     parser.add_argument("--test-percent", type=int, default=None,
                         help="hold out this share of speakers as test too (the shipped config trains on them), so "
@@ -122,14 +102,14 @@ def main() -> None:
     args = parser.parse_args()
     base = config_module.load(args.config)
     if args.test_percent is not None:
-        base = variant(base, {"split": {"test_percent": args.test_percent}})
+        base = with_overrides(base, {"split": {"test_percent": args.test_percent}})
     out = Path(args.out)
     rows = []
     for name in args.candidates:
-        if name in ARCHITECTURES:
-            config = variant(base, ARCHITECTURES[name])
+        if name in CANDIDATES:
+            config = with_overrides(base, CANDIDATES[name])
         else:
-            config = variant(variant(base, ARCHITECTURES[args.ablate_base]), ABLATIONS[name])
+            config = with_overrides(with_overrides(base, CANDIDATES[args.ablate_base]), ABLATIONS[name])
             name = f"{args.ablate_base}+{name}"
         rows.append(run_candidate(name, config, args.data, args.noise, args.eval_data, out, drop_sources=True,
                                   train_only=args.train_only))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kws import __version__, cache_dir
 from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
-from kws.firmware import make_default
+from kws.firmware import board_build_flags
 from kws.paths import REPO_ROOT, TFLM_LIBRARY
 
 DEFAULT_MODEL = REPO_ROOT / "models" / "speech_commands_12"  # what `pio run` builds: the shipped default
@@ -85,9 +85,10 @@ def _claim_model_folder(out: Path, force: bool) -> None:
         return
     if not force:
         raise FileExistsError(f"{out} already holds a model: choose another --out, or pass --force to replace it "
-                              "(its report/ and model_card.json are removed)")
+                              "(its report/, model_card.json and m4_measurement.json are removed)")
     shutil.rmtree(out / "report", ignore_errors=True)
-    (out / "model_card.json").unlink(missing_ok=True)
+    for stale in ("model_card.json", "m4_measurement.json"):
+        (out / stale).unlink(missing_ok=True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -242,7 +243,7 @@ def cmd_m4(args: argparse.Namespace) -> int:
     from kws.m4 import run
 
     return run(args.model, args.library, args.data, args.split, args.limit, args.save, args.out, args.opt,
-               args.float_abi)
+               args.float_abi, args.command_line)
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -392,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --power: the always-listening segment measured after the clips")
     bench.set_defaults(handler=cmd_bench)
 
-    m4_makefile = "test/m4_model/Makefile"  # its OPT and FLOAT_ABI defaults are the board build's
+    board_opt, board_float_abi = board_build_flags()
     m4 = _command(commands, "m4", "run the firmware's front end and model runner with the pinned TFLM library on a "
                                   "Cortex-M4 (QEMU): agreement with the host and instructions per layer")
     m4.add_argument("--model", default=str(DEFAULT_MODEL), metavar="DIR", help="exported model folder")
@@ -404,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     m4.add_argument("--save", action="store_true",
                     help="write m4_measurement.json into the model folder (the card and report read it there)")
     m4.add_argument("--out", metavar="FILE", help="also write the measurement to this file")
-    m4.add_argument("--opt", default=make_default(m4_makefile, "OPT"), choices=["-Os", "-O2", "-O3"],
+    m4.add_argument("--opt", default=board_opt, choices=["-Os", "-O2", "-O3"],
                     help="optimisation level (the board build's, or another to compare)")
-    m4.add_argument("--float-abi", default=make_default(m4_makefile, "FLOAT_ABI"), choices=["soft", "softfp"],
+    m4.add_argument("--float-abi", default=board_float_abi, choices=["soft", "softfp"],
                     help="float ABI (the board build's, or another to compare)")
     m4.set_defaults(handler=cmd_m4)
     return parser

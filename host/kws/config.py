@@ -415,3 +415,11 @@ def _check_values(config: Config) -> None:
     max_history = firmware.constant("lib/kws_core/kws_recognizer.h", "KWS_RECOGNIZER_MAX_HISTORY")
     require(1 <= rec.minimum_count <= max_history, "recognizer.minimum_count", rec.minimum_count,
             f"must be 1..{max_history} (the firmware recognizer's history)")
+
+
+def with_overrides(base: Config, overrides: dict) -> Config:
+    """The base config with some keys replaced: {section: {key: value}}; the source file stays the base's."""
+    raw = base.to_dict()
+    for section, values in overrides.items():
+        raw[section] = {**raw[section], **values}
+    return dataclasses.replace(from_dict(raw), source=base.source)

@@ -34,3 +34,11 @@ def make_default(makefile: str, name: str) -> str:
     if match is None:
         raise ValueError(f"{path}: no default for {name}")
     return match.group(1)
+
+
+M4_CHECK_MAKEFILE = "test/m4_model/Makefile"
+
+
+def board_build_flags() -> tuple[str, str]:
+    """The board build's optimisation level and float ABI, as the M4 check's Makefile records them."""
+    return make_default(M4_CHECK_MAKEFILE, "OPT"), make_default(M4_CHECK_MAKEFILE, "FLOAT_ABI")

@@ -99,3 +99,20 @@ ARCHITECTURES: dict[str, typing.Callable[[Config], typing.Any]] = {"tiny_conv": 
 def build(config: Config) -> tf_keras.Model:
     """The float model the config describes."""
     return ARCHITECTURES[config.model.architecture](config)
+
+
+# The candidate architectures scripts/compare_models.py trains and scripts/m4_cost_points.py measures: name ->
+# overrides of a base config (section -> key -> value, see config.with_overrides).
+CANDIDATES = {
+    "tiny_conv": {"model": {"architecture": "tiny_conv", "filters": 8, "kernel": [10, 8], "stride": [2, 2], "head": "average"}},
+    "ds_cnn_small": {"model": {"architecture": "ds_cnn", "filters": 24, "blocks": 3, "kernel": [10, 4],
+                               "stride": [3, 4], "head": "average"}},
+    "ds_cnn_medium": {"model": {"architecture": "ds_cnn", "filters": 32, "blocks": 3, "kernel": [10, 4],
+                                "stride": [2, 4], "head": "average"}},
+    "cnn": {"model": {"architecture": "cnn", "filters": 32, "blocks": 2, "kernel": [10, 4], "stride": [2, 4],
+                      "head": "average"}},
+    "ds_cnn_small_flatten": {"model": {"architecture": "ds_cnn", "filters": 24, "blocks": 3, "kernel": [10, 4],
+                                       "stride": [3, 4], "head": "flatten"}},
+    "cnn_flatten": {"model": {"architecture": "cnn", "filters": 32, "blocks": 2, "kernel": [10, 4],
+                              "stride": [2, 4], "head": "flatten"}},
+}
