@@ -44,6 +44,9 @@ QEMU_COMMAND = ["qemu-system-arm", "-M", "mps2-an386", "-cpu", "cortex-m4", "-no
 # Instructions QEMU runs per wall-clock second here is in the hundreds of millions; a clip is about 8 million.
 QEMU_SECONDS_PER_CLIP = 1.0
 QEMU_SECONDS_MIN = 60.0
+# Share of each inference period the schedule leaves free: the counts are instructions, cycles per instruction
+# are assumed (±20%), and PDM and USB interrupts also take their share.
+SCHEDULE_HEADROOM = 0.2
 
 
 class M4Error(RuntimeError):
@@ -240,7 +243,9 @@ def instruction_summary(run: M4Run, tflite: bytes, inference_every_strides: int,
                           "estimated": estimate.instructions},
         "per_frontend_stride": {"mean": round(stride), "max": stride_max},
         "layers": layers,
-        "schedule": schedule(inference, stride, inference_every_strides, clock_hz, cycles_per_instruction),
+        "schedule": {**schedule(inference, stride, inference_every_strides, clock_hz, cycles_per_instruction),
+                     "recommended_every_strides": smallest_schedule(inference, stride, clock_hz,
+                                                                    cycles_per_instruction, SCHEDULE_HEADROOM)},
     }
 
 
@@ -318,6 +323,29 @@ def load_measurement(model_dir: Path) -> dict | None:
     return measurement
 
 
+def inference_instructions(model_dir: Path, tflite: bytes) -> tuple[int, str]:
+    """Instructions per inference on the board: measured by `kws m4` when the model has a measurement of its own,
+    else the cost model's estimate; and which of the two it is."""
+    measurement = load_measurement(model_dir)
+    if measurement is not None:
+        return measurement["instructions"]["per_inference"]["median"], "measured (kws m4)"
+    from kws.cost import estimate_model
+
+    return estimate_model(tflite).instructions, "estimated (kws.cost)"
+
+
+def card_summary(measurement: dict) -> dict:
+    """What the model card keeps of a measurement (the whole of it is m4_measurement.json beside the card)."""
+    counts = measurement["instructions"]
+    return {"library": f"{measurement['library']['name']} {measurement['library']['version']}",
+            "build": f"{measurement['build']['opt']} -mfloat-abi={measurement['build']['float_abi']}, "
+                     f"{measurement['build']['compiler']}",
+            "clips": measurement["clips"], "agreement": measurement["agreement"],
+            "instructions_per_inference": counts["per_inference"]["median"],
+            "instructions_per_frontend_stride": counts["per_frontend_stride"]["mean"],
+            "schedule": counts["schedule"], "memory": measurement["memory"]}
+
+
 def summary_lines(measurement: dict) -> list[str]:
     """What `kws m4` prints."""
     agree, counts = measurement["agreement"], measurement["instructions"]
@@ -333,7 +361,10 @@ def summary_lines(measurement: dict) -> list[str]:
         f"{counts['per_inference']['estimated']:,}); per 20 ms front-end stride {counts['per_frontend_stride']['mean']:,}"
         f" (max {counts['per_frontend_stride']['max']:,})",
         f"  schedule: inference every {sched['inference_every_strides']} strides loads the CPU "
-        f"{sched['load']:.0%} at {sched['cycles_per_instruction']} cycles/instruction (headroom {sched['headroom']:.0%})",
+        f"{sched['load']:.0%} at {sched['cycles_per_instruction']} cycles/instruction (headroom {sched['headroom']:.0%})"
+        + ("" if sched["headroom"] >= SCHEDULE_HEADROOM else
+           f"; too little: set recognizer.inference_every_strides = {sched['recommended_every_strides']}, the most "
+           f"frequent with {SCHEDULE_HEADROOM:.0%} headroom"),
         "  layer                 MACs   instructions  per MAC  estimate",
     ]
     for layer in counts["layers"]:
@@ -347,8 +378,9 @@ def summary_lines(measurement: dict) -> list[str]:
 
 
 def run(model: str, library: str, data: str, split: str, limit: int | None, save: bool, out: str | None,
-        opt: str, float_abi: str) -> int:
-    """`kws m4`: measure, print, and write the measurement (to the model folder only with --save)."""
+        opt: str, float_abi: str, command: str | None = None) -> int:
+    """`kws m4`: measure, print, and write the measurement (to the model folder and its card only with --save;
+    `command` goes into the card's recipe)."""
     from kws.bench import bench_clips
     from kws.evaluate import ModelDir
     from kws.paths import repo_relative
@@ -366,4 +398,8 @@ def run(model: str, library: str, data: str, split: str, limit: int | None, save
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(measurement, indent=2) + "\n")
         print(f"wrote {target}", file=sys.stderr)
+    if save:
+        from kws.export import update_card
+
+        update_card(model_dir.path, {"m4": card_summary(measurement)}, command)
     return 0 if measurement["agreement"]["all_identical"] else 1

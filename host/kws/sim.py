@@ -1,10 +1,11 @@
 """`kws sim`: a virtual board on a pseudo-terminal, speaking exactly the board's serial protocol.
 
 Host tools (monitor, stream, bench) cannot tell it from a Nano 33 BLE Sense except by `timing=host` in its HELLO:
-its latency fields are host wall-clock microseconds, and `est_m4_us` adds the Cortex-M4 estimate from
-`kws.cost`. Everything the board computes is the board's own code: the streaming pipeline (`kws.pipeline`) runs
-the microfrontend, the firmware's scaling and recognizer, frames are decoded by the firmware's decoder and lines
-built by its line builder (`kws.core`).
+its latency fields are host wall-clock microseconds, and `est_m4_us` adds the Cortex-M4 inference time from the
+model's instruction count (measured by `kws m4` when it has an m4_measurement.json, else `kws.cost`'s estimate) at
+the config's cycles per instruction. Everything the board computes is the board's own code: the streaming
+pipeline (`kws.pipeline`) runs the microfrontend, the firmware's scaling and recognizer, frames are decoded by the
+firmware's decoder and lines built by its line builder (`kws.core`).
 
 One thread owns the pty and the pipeline; other threads talk to it through `_call`, so tests can inject bytes,
 send lines or drop the connection at well-defined points of the loop.
@@ -80,11 +81,11 @@ class VirtualBoard:
         self.hello_interval_s, self.host_timeout_s = hello_interval_s, host_timeout_s
         self.stats_interval_s = stats_interval_s
         self.protocol_version = protocol_version  # tests announce another version to check the hosts refuse it
-        from kws.cost import estimate_model
+        from kws.m4 import inference_instructions
 
         board = config.board
-        self.est_m4_us = round(estimate_model(self.model_dir.tflite, board.clock_hz,
-                                              board.cycles_per_instruction).inference_us)
+        instructions, _ = inference_instructions(self.model_dir.path, self.model_dir.tflite)
+        self.est_m4_us = round(instructions * board.cycles_per_instruction / board.clock_hz * 1e6)
         self.model_id = model_id(self.model_dir.tflite)
         self.sent: Counter[str] = Counter()  # lines sent per tag (tests count DETs from the board side)
         self.dropped_lines = 0

@@ -50,7 +50,7 @@
 #define KWS_RECOGNIZER_THRESHOLD 230
 #define KWS_RECOGNIZER_SUPPRESSION_MS 1000
 #define KWS_RECOGNIZER_MINIMUM_COUNT 3
-#define KWS_INFERENCE_EVERY_STRIDES 3
+#define KWS_INFERENCE_EVERY_STRIDES 5
 
 // Tensor arena: 12528 bytes measured with the TFLM runtime + 25% + 1024 bytes
 // for CMSIS-NN scratch buffers.
