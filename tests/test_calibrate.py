@@ -203,9 +203,10 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     # kws report on the calibrated model: per-keyword evidence, and calibration beside held-out from the card.
     out = tmp_path / "report"
     assert main(["report", "--model", str(model), "--data", str(synth_data), "--out", str(out),
-                 "--stream-minutes", "0.5"]) == 0
+                 "--stream-minutes", "0.5", "--other-words", str(other)]) == 0
     assert (out / "det_per_keyword.png").stat().st_size > 0
-    stream = json.loads((out / "metrics.json").read_text())["streaming"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    stream = metrics["streaming"]
     assert stream["setting"]["thresholds"] == list(config.label_thresholds)
     assert set(stream["per_keyword_det"]) == {"yes", "no"}
     assert [row["average_window_ms"] for row in stream["window_cost"]] == [250, 350, 500, 750, 1000]
@@ -214,7 +215,9 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     causes = op["false_accepts_by_cause"] + op["keyword_stream_false_accepts"]["by_cause"]
     assert all(not c["heard"].startswith("label ") for c in causes)  # the words themselves
     text = (out / "report.md").read_text()
-    for heading in ("### Per keyword", "False accepts by cause", "What the averaging window costs",
+    assert stream["streams"][1]["distinct_clips"] == (metrics["data"]["per_class"]["unknown"]
+                                                      + len(list(other.glob("*/*.wav"))))
+    for heading in ("The non-keyword stream also holds other words", "### Per keyword", "False accepts by cause", "What the averaging window costs",
                     "### How the setting was chosen", "| chosen |", "| fitted for 5 FA/h |"):
         assert heading in text, heading
 

@@ -157,7 +157,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     return run(args.model, args.data, args.noise, args.unseen_noise, args.out, args.stream_minutes, args.stream_snr,
                args.backend, args.split, args.bench, args.seed, command=args.command_line,
-               update_card=args.update_card)
+               update_card=args.update_card, other_words=args.other_words)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -197,6 +197,9 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stream-snr", type=_snr, default=10.0, metavar="DB",
                         help="background level of the streams, dB below the clips ('clean': none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream construction")
+    parser.add_argument("--other-words", nargs="*", default=[], metavar="DIR",
+                        help="folders of <word>/*.wav clips of non-keywords (e.g. Speech Commands v0.01's other "
+                             "words) added to the non-keyword streams (calibrate splits them by speaker like the clips)")
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -332,9 +335,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_arguments(calibrate)
     calibrate.add_argument("--target-fa-per-hour", type=float, metavar="X",
                            help="none given: the model config's recognizer.false_accepts_per_hour")
-    calibrate.add_argument("--other-words", nargs="*", default=[], metavar="DIR",
-                           help="folders of <word>/*.wav clips of non-keywords (e.g. Speech Commands v0.01's other "
-                                "words) added to the non-keyword streams, split by speaker like the clips")
     calibrate.set_defaults(handler=cmd_calibrate)
 
     quickstart = _command(commands, "quickstart", "offline demo: synthetic yes/no → train → export → eval")

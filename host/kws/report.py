@@ -133,11 +133,15 @@ def _point(snr: float | None, result: dict) -> dict:
 
 
 def stream_traces(model_dir: ModelDir, clips: data.Clips, noise: list[NoiseSource], minutes: float, snr_db: float | None,
-                  backend: str, seed: int) -> tuple[list[streaming.Stream], list[streaming.Trace]]:
-    """The keyword and non-keyword streams and the model's scores over them (the expensive part, done once)."""
+                  backend: str, seed: int, others: list[tuple[np.ndarray, str, str]] | None = None
+                  ) -> tuple[list[streaming.Stream], list[streaming.Trace]]:
+    """The keyword and non-keyword streams and the model's scores over them (the expensive part, done once).
+    `others`: (clip, word, speaker) of words outside the model's classes, for the non-keyword stream."""
     background = [recording for source in noise for recording in source.audio]
-    streams = streaming.keyword_streams(model_dir.config, clips.audio, list(clips.targets), background, minutes,
-                                        snr_db, seed, [path.parent.name for path in clips.paths])
+    others = others or []
+    streams = streaming.keyword_streams(model_dir.config, clips.audio + [clip for clip, _, _ in others],
+                                        list(clips.targets) + [-1] * len(others), background, minutes, snr_db, seed,
+                                        [path.parent.name for path in clips.paths] + [word for _, word, _ in others])
     return streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams]
 
 
@@ -194,52 +198,29 @@ def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace
 
 
 def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
-    """Per-op cost, front end, duty cycle and energy: instruction counts measured by `kws m4` where the model has
-    an m4_measurement.json, the cost model's estimate (with its measured error) elsewhere; `kws bench`
-    measurements beside them if given."""
-    from kws.cost import CPI_UNCERTAINTY, energy, estimate_model, measured_rates
-    from kws.m4 import card_summary, load_measurement
+    """Estimated per-op cost, front end, duty cycle and energy; `kws bench` measurements beside them if given."""
+    from kws.cost import CPI_UNCERTAINTY, energy, estimate_model, frontend_us
 
     config, board = model_dir.config, model_dir.config.board
     every = config.recognizer.inference_every_strides
     cost = estimate_model(model_dir.tflite, board.clock_hz, board.cycles_per_instruction)
     us_per_instruction = board.cycles_per_instruction / board.clock_hz * 1e6
-    m4 = load_measurement(model_dir.path)
-    if m4 is not None:
-        counts = m4["instructions"]
-        layer_instructions = [layer["instructions"] for layer in counts["layers"]]
-        instructions = counts["per_inference"]["median"]
-        stride_instructions = counts["per_frontend_stride"]["mean"]
-    else:
-        layer_instructions = [op.instructions for op in cost.ops]
-        instructions, stride_instructions = cost.instructions, measured_rates()["frontend_per_stride"]
-    inference_us, frontend_us = instructions * us_per_instruction, stride_instructions * us_per_instruction
-    power = energy(board, inference_us, config.frontend.stride_ms, every, frontend_us)
+    power = energy(board, cost.inference_us, config.frontend.stride_ms, every)
     result = {
-        "source": "measured" if m4 is not None else "estimated",
         "cycles_per_instruction": board.cycles_per_instruction, "clock_hz": board.clock_hz,
         "uncertainty": CPI_UNCERTAINTY,
-        "ops": [{"op": op.op, "macs": op.macs, "instructions": measured, "estimated": op.instructions,
-                 "us": round(measured * us_per_instruction, 1), "calibrated": op.calibrated}
-                for op, measured in zip(cost.ops, layer_instructions, strict=True)],
-        "estimate_error": measured_rates().get("max_error_left_out", {}),
-        "macs": cost.macs, "instructions": instructions, "estimated_instructions": cost.instructions,
-        "inference_us": round(inference_us, 1), "frontend_us_per_stride": round(frontend_us, 1),
-        "inference_every_strides": every, "period_ms": config.frontend.stride_ms * every,
+        "ops": [{"op": op.op, "macs": op.macs, "instructions": op.instructions,
+                 "us": round(op.instructions * us_per_instruction, 1), "calibrated": op.calibrated} for op in cost.ops],
+        "by_op": {name: {**row, "us": round(row["instructions"] * us_per_instruction, 1)}
+                  for name, row in cost.by_op().items()},
+        "macs": cost.macs, "instructions": cost.instructions, "inference_us": round(cost.inference_us, 1),
+        "frontend_us_per_stride": round(frontend_us(board), 1), "inference_every_strides": every,
+        "period_ms": config.frontend.stride_ms * every,
         "duty_cycle": round(power.duty_cycle, 4), "inference_uj": round(power.inference_uj, 2),
         "average_mw": round(power.average_mw, 3),
         "board": {"voltage": board.voltage, "active_ma": board.active_ma, "idle_ma": board.idle_ma},
         "latency_target_ms": config.targets.latency_ms,
     }
-    by_op = result["by_op"] = {}
-    for row in result["ops"]:
-        total = by_op.setdefault(row["op"], {"count": 0, "macs": 0, "instructions": 0, "us": 0.0})
-        total["count"] += 1
-        total["macs"] += row["macs"]
-        total["instructions"] += row["instructions"]
-        total["us"] = round(total["us"] + row["us"], 1)
-    if m4 is not None:
-        result["m4"] = card_summary(m4)
     if bench is not None:
         timing = bench.get("board", {}).get("timing")
         latency = bench.get("latency_us", {})
@@ -305,8 +286,9 @@ def plots(metrics: dict, out: Path) -> list[str]:
 
 def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str], out: str | None,
         stream_minutes: float, stream_snr: float | None, backend: str, split: str, bench: str | None,
-        seed: int = 0, command: str = "", update_card: bool = False) -> int:
-    """`kws report`; returns the exit status.
+        seed: int = 0, command: str = "", update_card: bool = False, other_words: list[str] | None = None) -> int:
+    """`kws report`; returns the exit status. `other_words`: folders of <word>/*.wav non-keywords for the
+    non-keyword stream (beside the split's unknown words).
 
     The model card records the report only when it goes to the model's own report/ folder or `update_card` asks
     for it: a report written elsewhere (a trial, a test) leaves the model folder as it was. A report that fails
@@ -319,7 +301,7 @@ def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str
     folder.mkdir(parents=True, exist_ok=True)
     try:
         _write_report(model_dir, folder, sources, noise, unseen_noise, stream_minutes, stream_snr, backend, split,
-                      bench, seed, command, update_card or folder.resolve() == own_folder.resolve())
+                      bench, seed, command, update_card or folder.resolve() == own_folder.resolve(), other_words)
     except BaseException:
         if created:
             shutil.rmtree(folder, ignore_errors=True)
@@ -329,7 +311,8 @@ def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str
 
 def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: list[str], unseen_noise: list[str],
                   stream_minutes: float, stream_snr: float | None, backend: str, split: str, bench: str | None,
-                  seed: int, command: str, update_card: bool) -> None:
+                  seed: int, command: str, update_card: bool, other_words: list[str] | None = None) -> None:
+    from kws.calibrate import other_words as load_other_words
     from kws.export import update_card as update_model_card
 
     config = model_dir.config
@@ -337,8 +320,12 @@ def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: 
     test_noise = noise_sources(noise, False, config.audio.sample_rate) or generated_sources(config.audio.sample_rate)
     unseen = noise_sources(unseen_noise, True, config.audio.sample_rate)
     bench_result = json.loads(Path(bench).read_text()) if bench else None
+    skipped: list[str] = []
+    others = load_other_words(config, other_words or [], skipped)
 
-    print(f"report on {clips.describe()}", file=sys.stderr)
+    print(f"report on {clips.describe()}" + (f", and {len(others)} clips of other words from "
+                                             f"{', '.join(other_words or [])} ({len(skipped)} unreadable)"
+                                             if others else ""), file=sys.stderr)
     metrics = {
         "model": {"name": config.name, "model_id": _card(model_dir).get("model_id"), "path": str(model_dir.path),
                   "labels": list(config.labels), "architecture": config.model.architecture},
@@ -351,8 +338,9 @@ def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: 
     clean_raw = ClipFeatures(model_dir.config).raw_batch(clips.audio, len(clips.audio), "features (clean)")
     metrics["accuracy"] = evaluate(model_dir, clean_raw, clips.targets, backend)
     metrics["noise"] = noise_robustness(model_dir, clips, clean_raw, test_noise + unseen, backend)
-    streams, traces = stream_traces(model_dir, clips, test_noise, stream_minutes, stream_snr, backend, seed)
+    streams, traces = stream_traces(model_dir, clips, test_noise, stream_minutes, stream_snr, backend, seed, others)
     metrics["streaming"] = streaming_metrics(model_dir, streams, traces, test_noise)
+    metrics["streaming"]["other_words"] = other_words or []
     metrics["cost"] = device_cost(model_dir, bench_result)
     metrics["memory"] = memory_budget(model_dir)
     metrics["targets"] = targets(metrics, config)
@@ -375,11 +363,11 @@ def targets(metrics: dict, config: Config) -> list[dict]:
                              metrics["memory"])
     rows = [("int8 accuracy", acc["accuracy"], config.targets.accuracy, ">="),
             ("false accepts per hour", op["fa_per_hour"], config.recognizer.false_accepts_per_hour, "<="),
-            (f"inference time, {cost['source']} instructions (ms)", round(cost["inference_us"] / 1000, 2),
-             config.targets.latency_ms, "<="),
+            ("inference time, estimated (ms)", round(cost["inference_us"] / 1000, 2), config.targets.latency_ms,
+             "<="),
             # The board must finish the inference and the front end of every stride within one inference period,
             # or audio piles up in the ring until it overruns.
-            (f"CPU busy per inference period, {cost['source']} instructions (ms)",
+            ("CPU busy per inference period, estimated (ms)",
              round((cost["inference_us"] + cost["frontend_us_per_stride"] * cost["inference_every_strides"]) / 1000, 2),
              cost["period_ms"], "<="),
             ("model flatbuffer (bytes)", memory["flash"]["parts"][0]["bytes"], config.targets.flash_bytes, "<="),
@@ -514,6 +502,8 @@ def markdown(m: dict) -> str:
     setting = stream["setting"]
     thresholds = dict(zip(model["labels"], setting["thresholds"], strict=True)) if setting.get("thresholds") else {}
     per_keyword = ", ".join(f"{k} {t}" for k, t in thresholds.items() if k in op["per_keyword"])
+    if stream.get("other_words"):
+        lines += ["", f"The non-keyword stream also holds other words from {', '.join(stream['other_words'])}."]
     lines += ["", f"Configured recognizer: thresholds {per_keyword or setting['threshold']} (others "
               f"{setting['threshold']}), average window "
               f"{setting['average_window_ms']} ms, suppression {setting['suppression_ms']} ms, minimum count "
@@ -541,31 +531,15 @@ def markdown(m: dict) -> str:
     lines += streaming_evidence(stream, op, thresholds)
 
     measured = cost.get("measured")
-    if cost["source"] == "measured":
-        m4 = cost["m4"]
-        agree = m4["agreement"]
-        lines += ["## 4. Device cost (measured on a Cortex-M4)", "",
-                  f"Executed instructions of the firmware's own front end and model runner with {m4['library']} "
-                  f"({m4['build']}) under QEMU (`kws m4`, m4_measurement.json), {agree['clips']} clips of "
-                  f"{m4['clips']['source']}: features and int8 outputs identical to the host's on "
-                  f"{agree['outputs_identical']}/{agree['clips']}. Time at {cost['clock_hz'] / 1e6:.0f} MHz assuming "
-                  f"{cost['cycles_per_instruction']} cycles per instruction, ±{cost['uncertainty']:.0%} (QEMU "
-                  "counts instructions, not cycles). The estimate from the .tflite alone (`kws.cost`) is beside each "
-                  "layer.", ""]
-    else:
-        errors = ", ".join(f"{kind} {error:.0%}" for kind, error in cost["estimate_error"].items())
-        lines += ["## 4. Device cost (estimated)", "",
-                  f"From the .tflite alone (`kws.cost`): instructions per layer from rates fitted to counts of the "
-                  f"pinned TFLM library on a Cortex-M4 (docs/cost_model.md; largest error on a candidate left out "
-                  f"of the fit: {errors}); time at {cost['clock_hz'] / 1e6:.0f} MHz assuming "
-                  f"{cost['cycles_per_instruction']} cycles per instruction, ±{cost['uncertainty']:.0%}. "
-                  f"`kws m4` measures the model itself.", ""]
-    lines += ["| op | MACs | instructions | estimate | µs | calibrated |", "|---|---|---|---|---|---|"]
+    lines += ["## 4. Device cost (estimated)", "",
+              f"From the .tflite alone (`kws.cost`): instructions per op from a linear model fitted to TFLM + "
+              f"CMSIS-NN counts on Cortex-M4F; time at {cost['clock_hz'] / 1e6:.0f} MHz assuming "
+              f"{cost['cycles_per_instruction']} cycles per instruction, ±{cost['uncertainty']:.0%}.", "",
+              "| op | MACs | instructions | µs | calibrated |", "|---|---|---|---|---|"]
     for row in cost["ops"]:
-        lines.append(f"| {row['op']} | {row['macs']:,} | {row['instructions']:,} | {row['estimated']:,} | {row['us']} | "
+        lines.append(f"| {row['op']} | {row['macs']:,} | {row['instructions']:,} | {row['us']} | "
                      f"{'yes' if row['calibrated'] else 'no (generic guess)'} |")
-    lines += [f"| **total** | {cost['macs']:,} | {cost['instructions']:,} | {cost['estimated_instructions']:,} | "
-              f"{cost['inference_us']} | |", "",
+    lines += [f"| **total** | {cost['macs']:,} | {cost['instructions']:,} | {cost['inference_us']} | |", "",
               f"Front end: {cost['frontend_us_per_stride']} µs per stride; the model runs "
               f"every {cost['inference_every_strides']} stride(s) ({cost['period_ms']} ms). CPU duty cycle "
               f"{cost['duty_cycle']:.1%}; {cost['inference_uj']} µJ per inference; average power "
