@@ -115,12 +115,15 @@ def test_halves_are_cut_by_speaker_when_every_keyword_is_in_both(config, tmp_pat
     paths, targets = [], []
     for speaker in [f"spk{i}" for i in range(12)]:
         for word in ("yes", "no", "unknown"):
-            paths.append(Path(f"/d/{'cat' if word == 'unknown' else word}/{speaker}_nohash_0.wav"))
+            # Unknown words in the Speech Commands test-set layout: _unknown_/<word>_<speaker>_nohash_<n>.wav
+            paths.append(Path(f"/d/_unknown_/cat_{speaker}_nohash_0.wav" if word == "unknown"
+                              else f"/d/{word}/{speaker}_nohash_0.wav"))
             targets.append(labels.index(word))
     clips = data.Clips([_tone_clip(rng, 400) for _ in paths], np.array(targets), paths, ["/d"], "validation", [])
     others = [(_tone_clip(rng, 500), "bird", f"other{i}") for i in range(10)]
     first, second, how = calibrate.split_halves(config, clips, others)
     assert how == "speakers" and not first.speakers & second.speakers
+    assert first.speakers | second.speakers == {f"spk{i}" for i in range(12)} | {f"other{i}" for i in range(10)}
     assert len(first.audio) + len(second.audio) == len(paths) + len(others)
     assert "cat" in first.words + second.words and -1 in first.targets + second.targets
     # One speaker only: the halves are other clips of the same speaker, alternately within each word.

@@ -78,10 +78,6 @@ class Half:
     speakers: set[str]
 
 
-def _word_of(path: Path) -> str:
-    return path.parent.name
-
-
 def _in_first_half(speaker: str) -> bool:
     return int(hashlib.sha1(f"nano-kws-calibrate:{speaker}".encode()).hexdigest(), 16) % 2 == 0
 
@@ -117,8 +113,8 @@ def split_halves(config: Config, clips: data.Clips, others: list[tuple[np.ndarra
     labels = config.labels
     keyword_ids = {i for i, label in enumerate(labels) if label in config.keywords.words}
     usable = [i for i, t in enumerate(clips.targets) if t in keyword_ids or labels[t] == "unknown"]
-    items = [(clips.audio[i], int(clips.targets[i]), _word_of(clips.paths[i]), data.speaker_of(clips.paths[i]))
-             for i in usable] + [(clip, -1, word, speaker) for clip, word, speaker in others]
+    items = [(clips.audio[i], int(clips.targets[i]), *streaming.word_and_speaker(clips.paths[i])) for i in usable]
+    items += [(clip, -1, word, speaker) for clip, word, speaker in others]
     by_speaker = [_in_first_half(speaker) for *_, speaker in items]
     spoken = [{target for (_, target, _, _), first in zip(items, by_speaker, strict=True) if first == side}
               for side in (True, False)]

@@ -141,7 +141,8 @@ def stream_traces(model_dir: ModelDir, clips: data.Clips, noise: list[NoiseSourc
     others = others or []
     streams = streaming.keyword_streams(model_dir.config, clips.audio + [clip for clip, _, _ in others],
                                         list(clips.targets) + [-1] * len(others), background, minutes, snr_db, seed,
-                                        [path.parent.name for path in clips.paths] + [word for _, word, _ in others])
+                                        [streaming.word_and_speaker(path)[0] for path in clips.paths]
+                                        + [word for _, word, _ in others])
     return streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams]
 
 

@@ -29,12 +29,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from kws import audio, core
 from kws.config import Config
-from kws.data import rms, snr_gain
+from kws.data import rms, snr_gain, speaker_of
 from kws.evaluate import ModelDir
 from kws.pipeline import StreamingPipeline
 from kws.progress import Progress
@@ -231,6 +232,15 @@ def _delays(delays: Sequence[int]) -> dict:
     """Median and 90th percentile of detection delays (ms after the word's end), None without hits."""
     return {"delay_ms_median": float(np.median(delays)) if len(delays) else None,
             "delay_ms_p90": float(np.percentile(delays, 90)) if len(delays) else None}
+
+
+def word_and_speaker(path: Path) -> tuple[str, str]:
+    """What a clip file says and who says it: `<word>/<speaker>_...wav`, or in the Speech Commands test-set layout
+    `_unknown_/<word>_<speaker>_nohash_<n>.wav`."""
+    if path.parent.name == "_unknown_":
+        word, _, rest = path.name.partition("_")
+        return word, speaker_of(Path(rest))
+    return path.parent.name, speaker_of(path)
 
 
 def poisson_rate_interval(count: int, hours: float) -> list[float] | None:
