@@ -143,6 +143,10 @@ def test_other_words_skip_keywords_and_name_bad_files(config, tmp_path):
     clips = calibrate.other_words(config, [str(tmp_path)], skipped)
     assert [(word, speaker) for _, word, speaker in clips] == [("bird", "a1")]
     assert len(clips[0][0]) == config.clip_samples and len(skipped) == 1 and "broken" in skipped[0]
+    # Only the scoring split's speakers: "a1" is a training speaker of the default split.
+    assert data.speaker_split("a1", config.split) == "train"
+    with pytest.raises(data.DataError, match="validation speakers"):
+        calibrate.other_words(config, [str(tmp_path)], [], ("validation",))
     with pytest.raises(data.DataError, match="no <word>"):
         calibrate.other_words(config, [str(tmp_path / "yes")], [])
 
@@ -218,9 +222,11 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     causes = op["false_accepts_by_cause"] + op["keyword_stream_false_accepts"]["by_cause"]
     assert all(not c["heard"].startswith("label ") for c in causes)  # the words themselves
     text = (out / "report.md").read_text()
-    assert stream["streams"][1]["distinct_clips"] == (metrics["data"]["per_class"]["unknown"]
-                                                      + len(list(other.glob("*/*.wav"))))
-    for heading in ("The non-keyword stream also holds other words", "### Per keyword", "False accepts by cause", "What the averaging window costs",
+    heldout_speakers = [p for p in other.glob("*/*.wav")
+                        if data.speaker_split(data.speaker_of(p), config.split) in ("validation", "test")]
+    assert 0 < stream["other_word_clips"] == len(heldout_speakers) < len(list(other.glob("*/*.wav")))
+    assert stream["streams"][1]["distinct_clips"] == metrics["data"]["per_class"]["unknown"] + len(heldout_speakers)
+    for heading in ("The non-keyword stream also holds", "### Per keyword", "False accepts by cause", "What the averaging window costs",
                     "### How the setting was chosen", "| chosen |", "| fitted for 5 FA/h |"):
         assert heading in text, heading
 

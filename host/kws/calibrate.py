@@ -82,9 +82,13 @@ def _in_first_half(speaker: str) -> bool:
     return int(hashlib.sha1(f"nano-kws-calibrate:{speaker}".encode()).hexdigest(), 16) % 2 == 0
 
 
-def other_words(config: Config, folders: list[str], skipped: list[str]) -> list[tuple[np.ndarray, str, str]]:
+def other_words(config: Config, folders: list[str], skipped: list[str],
+                splits: tuple[str, ...] | None = None) -> list[tuple[np.ndarray, str, str]]:
     """(clip, word, speaker) of every WAV in `<folder>/<word>/`: non-keyword speech for the non-keyword streams.
-    A folder named like a keyword or starting with '_' is left out; unreadable files are named in `skipped`."""
+    A folder named like a keyword or starting with '_' is left out; unreadable files are named in `skipped`.
+    `splits`: only speakers whom the config's speaker split (`data.speaker_split`, as for any folder dataset) puts
+    in these, so that a scoring split never hears a speaker the model may have trained on (the same speaker IDs
+    recur across Speech Commands releases)."""
     clips = []
     for folder in map(Path, folders):
         if not folder.is_dir():
@@ -94,6 +98,8 @@ def other_words(config: Config, folders: list[str], skipped: list[str]) -> list[
             if word_dir.name.startswith("_") or word_dir.name in config.keywords.words:
                 continue
             for path in sorted(word_dir.glob("*.wav")):
+                if splits is not None and data.speaker_split(data.speaker_of(path), config.split) not in splits:
+                    continue
                 try:
                     clip = audio.fit_length(audio.read_wav(path, config.audio.sample_rate), config.clip_samples)
                 except (audio.AudioError, ValueError) as error:
@@ -102,7 +108,8 @@ def other_words(config: Config, folders: list[str], skipped: list[str]) -> list[
                 clips.append((clip, word_dir.name, data.speaker_of(path)))
                 found += 1
         if not found:
-            raise data.DataError(f"--other-words {folder}: no <word>/*.wav clips of non-keywords in it")
+            raise data.DataError(f"--other-words {folder}: no <word>/*.wav clips of non-keywords"
+                                 + (f" of {'/'.join(splits)} speakers" if splits is not None else "") + " in it")
     return clips
 
 
@@ -344,9 +351,10 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
         raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
     clips = data.select_clips(config, sources, split)
     skipped: list[str] = []
-    others = other_words(config, other_word_folders or [], skipped)
-    print(f"calibrating on {clips.describe()}" + (f", and {len(others)} clips of other words from "
-                                                  f"{', '.join(other_word_folders or [])}" if others else ""),
+    others = other_words(config, other_word_folders or [], skipped, data.SPLIT_CHOICES[split])
+    print(f"calibrating on {clips.describe()}" + (f", and {len(others)} clips of other words of the same split's "
+                                                  f"speakers from {', '.join(other_word_folders or [])}"
+                                                  if others else ""),
           file=sys.stderr)
     for line in skipped:
         print(f"skipped {line}", file=sys.stderr)

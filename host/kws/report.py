@@ -345,7 +345,7 @@ def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: 
     unseen = noise_sources(unseen_noise, True, config.audio.sample_rate)
     bench_result = json.loads(Path(bench).read_text()) if bench else None
     skipped: list[str] = []
-    others = load_other_words(config, other_words or [], skipped)
+    others = load_other_words(config, other_words or [], skipped, data.SPLIT_CHOICES[split])
 
     print(f"report on {clips.describe()}" + (f", and {len(others)} clips of other words from "
                                              f"{', '.join(other_words or [])} ({len(skipped)} unreadable)"
@@ -365,6 +365,7 @@ def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: 
     streams, traces = stream_traces(model_dir, clips, test_noise, stream_minutes, stream_snr, backend, seed, others)
     metrics["streaming"] = streaming_metrics(model_dir, streams, traces, test_noise)
     metrics["streaming"]["other_words"] = other_words or []
+    metrics["streaming"]["other_word_clips"] = len(others)
     metrics["cost"] = device_cost(model_dir, bench_result)
     metrics["memory"] = memory_budget(model_dir)
     metrics["targets"] = targets(metrics, config)
@@ -527,7 +528,8 @@ def markdown(m: dict) -> str:
     thresholds = dict(zip(model["labels"], setting["thresholds"], strict=True)) if setting.get("thresholds") else {}
     per_keyword = ", ".join(f"{k} {t}" for k, t in thresholds.items() if k in op["per_keyword"])
     if stream.get("other_words"):
-        lines += ["", f"The non-keyword stream also holds other words from {', '.join(stream['other_words'])}."]
+        lines += ["", f"The non-keyword stream also holds {stream['other_word_clips']} clips of other words from "
+                  f"{', '.join(stream['other_words'])} (the split's speakers only)."]
     lines += ["", f"Configured recognizer: thresholds {per_keyword or setting['threshold']} (others "
               f"{setting['threshold']}), average window "
               f"{setting['average_window_ms']} ms, suppression {setting['suppression_ms']} ms, minimum count "
