@@ -157,10 +157,14 @@ def test_mac_counter_matches_hand_arithmetic():
     outputs = tf_keras.layers.Dense(5)(x)
     model = tf_keras.Model(inputs, outputs)
     tflite = to_int8_tflite(model, np.random.default_rng(0).standard_normal((20, 10, 8, 1)).astype(np.float32))
-    macs = {op: row["macs"] for op, row in estimate_model(tflite).by_op().items() if row["macs"]}
-    assert macs == {"CONV_2D": 8 * 6 * 4 * (3 * 3 * 1),  # each output: a 3x3 window of the one input channel
-                    "DEPTHWISE_CONV_2D": 6 * 4 * 4 * (3 * 3),  # each output: a 3x3 window of its own channel
-                    "FULLY_CONNECTED": 96 * 5}
+    layers = {op.op: op for op in estimate_model(tflite).ops if op.macs}
+    assert {op: layer.macs for op, layer in layers.items()} == {
+        "CONV_2D": 8 * 6 * 4 * (3 * 3 * 1),  # each output: a 3x3 window of the one input channel
+        "DEPTHWISE_CONV_2D": 6 * 4 * 4 * (3 * 3),  # each output: a 3x3 window of its own channel
+        "FULLY_CONNECTED": 96 * 5}
+    # The im2col patch the convolution builds: one 3x3 window per output position, shared by its 4 channels.
+    assert layers["CONV_2D"].kind == "CONV_2D one input channel"
+    assert layers["CONV_2D"].patch_elements == 8 * 6 * (3 * 3 * 1)
 
 
 def _copy_model(tiny_model, tmp_path):

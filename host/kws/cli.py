@@ -245,8 +245,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_m4(args: argparse.Namespace) -> int:
     from kws.m4 import run
 
-    return run(args.model, args.library, args.data, args.split, args.limit, args.save, args.out, args.opt,
-               args.float_abi, args.command_line)
+    return run(args.model, args.library or str(TFLM_LIBRARY), args.data, args.split, args.limit, args.save,
+               args.out, args.opt, args.float_abi, args.command_line)
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -400,8 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     m4.add_argument("--data", required=True, metavar="DIR", help="labelled clips (a data source kws train reads)")
     _add_split_argument(m4, DEFAULT_SCORING_SPLIT)
     m4.add_argument("--limit", type=int, metavar="N", help="a seeded random sample of N clips (none given: all)")
-    m4.add_argument("--library", default=str(TFLM_LIBRARY), metavar="DIR",
-                    help="the TFLM Arduino library folder (pio pkg install -e nano33ble puts the pinned one here)")
+    m4.add_argument("--library", metavar="DIR",
+                    help=f"the TFLM Arduino library folder (none given: {TFLM_LIBRARY.relative_to(REPO_ROOT)} in "
+                         "the repository, where pio pkg install -e nano33ble puts the pinned one)")
     m4.add_argument("--save", action="store_true",
                     help="write m4_measurement.json into the model folder (the card and report read it there)")
     m4.add_argument("--out", metavar="FILE", help="also write the measurement to this file")
