@@ -156,6 +156,28 @@ class Board:
 
 
 @dataclass(frozen=True)
+class Teacher:
+    """A pretrained model that labels the training audio with soft targets (knowledge distillation, Hinton et al.
+    2015). It only labels data: the board never runs it. `model` empty: no teacher."""
+
+    model: str = ""  # the teacher's .tflite (relative to the config file), float or int8 input
+    frontend: str = "mlperf_mfcc"  # its feature function, one of kws.teacher.FRONTENDS
+    # its outputs in order, by the config's class names; its 'silence'/'unknown' (or '_silence_'/'_unknown_') are the
+    # config's silence and unknown classes. Every output must be a config class and every config class an output.
+    labels: tuple[str, ...] = ()
+    temperature: float = 3.0  # both distributions are softened by it in the soft loss
+    alpha: float = 0.8  # loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy(hard label)
+    batch_size: int = 256  # clips per teacher run (memory is bounded by it)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+
+TEACHER_LABEL_ALIASES = {"_silence_": "silence", "_unknown_": "unknown"}
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "yes_no"
     keywords: Keywords = field(default_factory=Keywords)
@@ -168,6 +190,7 @@ class Config:
     recognizer: Recognizer = field(default_factory=Recognizer)
     targets: Targets = field(default_factory=Targets)
     board: Board = field(default_factory=Board)
+    teacher: Teacher = field(default_factory=Teacher)
     source: Path | None = field(default=None, compare=False)  # the file it was read from
 
     @property
@@ -403,6 +426,7 @@ def _check_values(config: Config) -> None:
             config.training.weight_average, "needs training.restore_best = false: the average replaces the weights "
             "only after the last epoch")
     require(config.training.batch_size >= 1, "training.batch_size", config.training.batch_size, "must be positive")
+    _check_teacher(config, require)
     rec = config.recognizer
     require(0 <= rec.threshold <= 255, "recognizer.threshold", rec.threshold, "is on the 0..255 score scale")
     for word, value in rec.thresholds.items():
@@ -415,6 +439,29 @@ def _check_values(config: Config) -> None:
     max_history = firmware.constant("lib/kws_core/kws_recognizer.h", "KWS_RECOGNIZER_MAX_HISTORY")
     require(1 <= rec.minimum_count <= max_history, "recognizer.minimum_count", rec.minimum_count,
             f"must be 1..{max_history} (the firmware recognizer's history)")
+
+
+def _check_teacher(config: Config, require: typing.Callable[[bool, str, object, str], None]) -> None:
+    teacher = config.teacher
+    if not teacher.enabled:
+        return
+    from kws.teacher import FRONTENDS  # light: the front ends import TensorFlow only when they run
+
+    require(teacher.frontend in FRONTENDS, "teacher.frontend", teacher.frontend,
+            f"unknown teacher front end (known: {', '.join(FRONTENDS)})")
+    require(teacher.temperature > 0, "teacher.temperature", teacher.temperature, "must be positive")
+    require(0.0 <= teacher.alpha <= 1.0, "teacher.alpha", teacher.alpha, "must be 0..1 (the soft loss's weight)")
+    require(teacher.batch_size >= 1, "teacher.batch_size", teacher.batch_size, "must be positive")
+    mapped = [TEACHER_LABEL_ALIASES.get(label, label) for label in teacher.labels]
+    require(len(mapped) > 0, "teacher.labels", list(teacher.labels), "name the teacher's outputs in order")
+    require(len(set(mapped)) == len(mapped), "teacher.labels", list(teacher.labels), "a class is named twice")
+    extra = [label for label, name in zip(teacher.labels, mapped, strict=True) if name not in config.labels]
+    require(not extra, "teacher.labels", list(teacher.labels),
+            f"the teacher's output '{extra[0] if extra else ''}' is no class of this config "
+            f"(classes: {', '.join(config.labels)})")
+    missing = [label for label in config.labels if label not in mapped]
+    require(not missing, "teacher.labels", list(teacher.labels),
+            f"the config's class '{missing[0] if missing else ''}' is no output of the teacher")
 
 
 def with_overrides(base: Config, overrides: dict) -> Config:

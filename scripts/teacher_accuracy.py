@@ -1,0 +1,77 @@
+"""The teacher's accuracy on every clip of labelled data folders, to check its front end against published values.
+
+A folder's sub-folders are its words (Speech Commands, official test-set layout included): a word among the
+teacher's labels is that class, `_silence_` is silence, and any other word (`_unknown_`, bed, cat, ...) is unknown.
+With the MLPerf Tiny reference model and the `mlperf_mfcc` front end, all 2,172 clips of
+speech_commands_v0.02_test_dev must score about 93.6% (float) and test_dev2 about 91.3%:
+
+    python scripts/teacher_accuracy.py --model ../shared/models/mlperf_tiny_kws_ref/kws_ref_model_float32.tflite \
+        --data ../shared/data/speech_commands_v0.02_test_dev
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from kws import audio
+from kws.config import TEACHER_LABEL_ALIASES, from_dict
+from kws.teacher import FRONTENDS, Teacher
+
+MLPERF_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]
+
+
+def folder_clips(root: Path) -> list[tuple[Path, str]]:
+    """(file, word) of every <root>/<word>/*.wav, the background-noise folder left out."""
+    return [(path, path.parent.name) for path in sorted(root.glob("*/*.wav")) if path.parent.name != "_background_noise_"]
+
+
+def read(config: object, clips: list[tuple[Path, str]], targets: list[int], skipped: list[str]):  # noqa: ANN201
+    """The clips' audio, one at a time; each one's class is appended to `targets`, an unreadable file to `skipped`."""
+    for path, word in clips:
+        try:
+            clip = audio.read_wav(path, config.audio.sample_rate)
+        except audio.AudioError as error:
+            skipped.append(str(error))
+            continue
+        word = TEACHER_LABEL_ALIASES.get(word, word)
+        targets.append(config.labels.index(word if word in config.labels else "unknown"))
+        yield audio.fit_length(clip, config.clip_samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="the teacher .tflite (float or int8 input)")
+    parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="labelled data folders")
+    parser.add_argument("--frontend", default="mlperf_mfcc", choices=list(FRONTENDS))
+    parser.add_argument("--labels", nargs="+", default=MLPERF_LABELS, help="the teacher's outputs in order")
+    args = parser.parse_args(argv)
+    labels = [TEACHER_LABEL_ALIASES.get(label, label) for label in args.labels]
+    keywords = [label for label in labels if label not in ("silence", "unknown")]
+    config = from_dict({"keywords": {"words": keywords, "silence": "silence" in labels, "unknown": "unknown" in labels},
+                        "teacher": {"model": str(Path(args.model).resolve()), "frontend": args.frontend,
+                                    "labels": args.labels}})
+    teacher = Teacher(config)
+    for root in map(Path, args.data):
+        clips = folder_clips(root)
+        if not clips:
+            print(f"{root}: no <word>/*.wav files", file=sys.stderr)
+            return 1
+        targets, skipped = [], []
+        predicted = teacher.probabilities(read(config, clips, targets, skipped)).argmax(axis=1)
+        targets = np.asarray(targets)
+        correct = predicted == targets
+        print(f"{root}: {np.mean(correct):.2%} of {len(targets)} clips ({int(correct.sum())} right; "
+              f"{Path(args.model).name}, front end {args.frontend}){f', {len(skipped)} unreadable' if skipped else ''}")
+        for index, label in enumerate(config.labels):
+            mine = targets == index
+            if mine.any():
+                print(f"  {label:>8}: {np.mean(correct[mine]):.3f} of {int(mine.sum())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""The teacher: its MFCC front end, label mapping, float and int8 runs, and refusal of teachers that do not fit.
+
+No file of ../shared is read: a tiny stand-in teacher with the MLPerf model's input shape [1, 49, 10, 1] is trained on
+generated tones and converted to float and int8 .tflite here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kws.config import ConfigError, from_dict
+from kws.teacher import FRONTENDS, Teacher, TeacherError, mlperf_mfcc, soften
+
+# The stand-in's outputs, deliberately not in the config's order (silence, unknown, yes, no).
+TEACHER_LABELS = ["no", "_silence_", "yes", "_unknown_"]
+TONES_HZ = [0, 2500, 500, 1200]  # one kind of clip per teacher output (0: quiet noise)
+
+
+def tone_clips(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """int16 clips of a tone at a random level and start, in noise; the class is the tone's index in TONES_HZ."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(16000) / 16000
+    clips, classes = [], []
+    for i in range(count):
+        kind = i % len(TONES_HZ)
+        x = rng.normal(0, 0.01, 16000)
+        if TONES_HZ[kind]:
+            start = rng.integers(0, 6000)
+            envelope = (t >= start / 16000) & (t < start / 16000 + 0.5)
+            x += envelope * rng.uniform(0.1, 0.6) * np.sin(2 * np.pi * TONES_HZ[kind] * rng.uniform(0.95, 1.05) * t)
+        clips.append(np.clip(x * 32767, -32768, 32767).astype(np.int16))
+        classes.append(kind)
+    return np.stack(clips), np.asarray(classes)
+
+
+def convert(model: object, representative: np.ndarray | None) -> bytes:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if representative is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[np.newaxis]] for x in representative[:100])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A float and an int8 stand-in teacher with input [1, 49, 10, 1], trained on tone clips; and one with a wrong
+    input shape."""
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    clips, classes = tone_clips(240, seed=1)
+    features = mlperf_mfcc(clips)[..., np.newaxis]
+    layers = tf_keras.layers
+    model = tf_keras.Sequential([
+        layers.Input((49, 10, 1), batch_size=1),
+        layers.Conv2D(8, (5, 3), strides=2, activation="relu"),
+        layers.GlobalAveragePooling2D(),
+        layers.Dense(len(TEACHER_LABELS), activation="softmax"),
+    ])
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+    model.fit(features, classes, epochs=30, batch_size=32, verbose=0)
+    out = tmp_path_factory.mktemp("teacher")
+    paths = {"float": out / "float.tflite", "int8": out / "int8.tflite", "wrong_shape": out / "wrong.tflite"}
+    paths["float"].write_bytes(convert(model, None))
+    paths["int8"].write_bytes(convert(model, features))
+    wrong = tf_keras.Sequential([layers.Input((49, 40, 1), batch_size=1), layers.Flatten(),
+                                 layers.Dense(len(TEACHER_LABELS), activation="softmax")])
+    paths["wrong_shape"].write_bytes(convert(wrong, None))
+    return paths
+
+
+def teacher_config(model: Path | str, **teacher: object):
+    return from_dict({"keywords": {"words": ["yes", "no"]},
+                      "teacher": {"model": str(model), "labels": TEACHER_LABELS, "temperature": 2.0, "batch_size": 16,
+                                  **teacher}})
+
+
+def test_mlperf_mfcc_shapes_and_padding() -> None:
+    clips, _ = tone_clips(5, seed=2)
+    features = mlperf_mfcc(clips)
+    assert features.shape == (5, 49, 10) and features.dtype == np.float32
+    assert FRONTENDS["mlperf_mfcc"].shape == features.shape[1:]
+    short = mlperf_mfcc(clips[:, :12000])  # zero-padded at the end to 16,000 samples
+    np.testing.assert_allclose(short, mlperf_mfcc(np.pad(clips[:, :12000], ((0, 0), (0, 4000)))), atol=1e-5)
+    assert np.isfinite(mlperf_mfcc(np.zeros((1, 16000), np.int16))).all()  # digital silence: no division by zero
+
+
+def test_mlperf_mfcc_normalizes_each_clip_by_its_signed_maximum() -> None:
+    clips, _ = tone_clips(4, seed=3)
+    loud = clips.astype(np.float32) * np.asarray([[1.0], [0.25], [0.05], [0.6]])
+    batch = mlperf_mfcc(loud)
+    np.testing.assert_allclose(batch, mlperf_mfcc(clips), rtol=1e-4, atol=1e-3)  # the level does not matter
+    for i in range(len(clips)):  # nor which clips share the batch
+        np.testing.assert_allclose(batch[i], mlperf_mfcc(loud[i:i + 1])[0], rtol=1e-4, atol=1e-4)
+    # the *signed* maximum, not the absolute one: a clip and its negation have the same STFT magnitudes, so only the
+    # scale differs, which the log's 1e-6 floor shows in the quiet part. This clip's positive peak is 1000 times
+    # smaller than its negative one.
+    x = np.random.default_rng(6).normal(0, 1e-9, 16000).astype(np.float32)
+    x[1000:5000] = np.sin(np.arange(4000) / 3.0)
+    skewed = np.where(x > 0, 0.001 * x, x)
+    quiet = slice(20, 49)  # frames after the sine
+    assert not np.allclose(mlperf_mfcc(skewed[np.newaxis])[:, quiet], mlperf_mfcc(-skewed[np.newaxis])[:, quiet],
+                           atol=1.0)
+    np.testing.assert_allclose(mlperf_mfcc(skewed[np.newaxis]), mlperf_mfcc(1000 * skewed[np.newaxis]), rtol=1e-4,
+                               atol=1e-3)
+
+
+def test_teacher_outputs_in_the_configs_order(stand_in: dict[str, Path]) -> None:
+    config = teacher_config(stand_in["float"])
+    teacher = Teacher(config)
+    clips, classes = tone_clips(40, seed=4)
+    probabilities = teacher.probabilities(list(clips))
+    assert probabilities.shape == (40, len(config.labels)) and config.labels == ("silence", "unknown", "yes", "no")
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    mapped = {"_silence_": "silence", "_unknown_": "unknown"}
+    expected = np.asarray([config.labels.index(mapped.get(TEACHER_LABELS[c], TEACHER_LABELS[c])) for c in classes])
+    assert np.mean(probabilities.argmax(axis=1) == expected) >= 0.9  # the tones are learnt, and land in their column
+    soft = teacher.soft_targets(iter(clips))  # a stream, in batches of 16, at temperature 2
+    np.testing.assert_allclose(soft, soften(probabilities, 2.0), atol=1e-5)
+    assert np.all(soft.max(axis=1) <= probabilities.max(axis=1) + 1e-6)  # softer
+
+
+def test_soften() -> None:
+    p = np.asarray([[0.7, 0.2, 0.1, 0.0]], np.float32)
+    np.testing.assert_allclose(soften(p, 1.0), [[0.7, 0.2, 0.1, 1e-6]], atol=1e-5)
+    warm = soften(p, 4.0)
+    assert warm.argmax() == 0 and warm.max() < 0.7 and warm.sum() == pytest.approx(1.0)
+
+
+def test_float_and_int8_teacher_agree(stand_in: dict[str, Path]) -> None:
+    clips, _ = tone_clips(80, seed=5)
+    float_teacher, int8_teacher = Teacher(teacher_config(stand_in["float"])), Teacher(teacher_config(stand_in["int8"]))
+    assert int8_teacher.input_dtype == np.int8
+    agree = float_teacher.probabilities(clips).argmax(axis=1) == int8_teacher.probabilities(clips).argmax(axis=1)
+    assert np.mean(agree) >= 0.95
+
+
+@pytest.mark.parametrize(("teacher", "message"), [
+    ({"labels": ["no", "_silence_", "yes"]}, "the config's class 'unknown' is no output of the teacher"),
+    ({"labels": ["no", "_silence_", "yes", "_unknown_", "maybe"]}, "the teacher's output 'maybe' is no class"),
+    ({"labels": ["no", "silence", "yes", "_silence_"]}, "a class is named twice"),
+    ({"frontend": "mel_db"}, "unknown teacher front end (known: mlperf_mfcc)"),
+    ({"temperature": 0}, "'teacher.temperature' = 0.0"),
+    ({"alpha": 1.5}, "'teacher.alpha' = 1.5"),
+])
+def test_config_refuses_a_teacher_that_does_not_fit(teacher: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=None) as error:
+        teacher_config("teacher.tflite", **teacher)
+    assert message in str(error.value)
+
+
+def test_refuses_bad_teacher_files(stand_in: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(TeacherError, match="input shape \\[1, 49, 40, 1\\] does not take the 'mlperf_mfcc'"):
+        Teacher(teacher_config(stand_in["wrong_shape"]))
+    with pytest.raises(TeacherError, match="no such file"):
+        Teacher(teacher_config(tmp_path / "missing.tflite"))
+    (tmp_path / "junk.tflite").write_bytes(b"not a model")
+    with pytest.raises(TeacherError, match="not a .tflite model"):
+        Teacher(teacher_config(tmp_path / "junk.tflite"))
+    assert from_dict({}).teacher.enabled is False  # no [teacher]: nothing changes
