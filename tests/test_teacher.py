@@ -166,3 +166,120 @@ def test_refuses_bad_teacher_files(stand_in: dict[str, Path], tmp_path: Path) ->
     with pytest.raises(TeacherError, match="not a .tflite model"):
         Teacher(teacher_config(tmp_path / "junk.tflite"))
     assert from_dict({}).teacher.enabled is False  # no [teacher]: nothing changes
+
+
+DISTIL_CONFIG = """\
+name = "distil"
+[keywords]
+words = ["yes", "no"]
+unknown_words = ["up", "down", "cat", "tree"]
+[augment]
+copies = 1
+snr_db = [5.0, 20.0]
+reverb_probability = 0.5
+time_masks = 1
+[model]
+architecture = "tiny_conv"
+filters = 4
+[training]
+epochs = 1
+batch_size = 32
+restore_best = false
+[teacher]
+model = "{model}"
+labels = ["no", "_silence_", "yes", "_unknown_"]
+temperature = 2.0
+alpha = 0.7
+batch_size = 50
+"""
+
+
+@pytest.fixture(scope="module")
+def distil_config(stand_in: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("distil") / "distil.toml"
+    path.write_text(DISTIL_CONFIG.format(model=stand_in["float"]))
+    return path
+
+
+def test_soft_targets_come_from_each_augmented_copy_and_are_cached(distil_config: Path, synth_data: Path,
+                                                                   tmp_path: Path) -> None:
+    from kws import config as config_module
+    from kws import data
+
+    config = config_module.load(distil_config)
+    teacher = Teacher(config)
+    cache = tmp_path / "cache"
+    plain = data.features(config, [synth_data], cache_dir=cache)  # a cache made before the teacher came
+    assert not plain.soft
+    labelled = data.features(config, [synth_data], cache_dir=cache, teacher=teacher)
+    soft = labelled.soft["train"]
+    assert soft.shape == (len(plain.raw["train"]), len(config.labels)) and "validation" not in labelled.soft
+    np.testing.assert_array_equal(labelled.raw["train"], plain.raw["train"])
+    # the same audio drawn again (the seeded draw of kws.data.features): every row is its own example's teacher output
+    dataset = data.load(config, [synth_data])
+    rng = np.random.default_rng(config.training.seed + 1)
+    originals = dataset.splits["train"].audio
+    copies = [data.augment(config, clip, dataset.noise, rng) for clip in originals]
+    np.testing.assert_allclose(soft, teacher.soft_targets(originals + copies), atol=1e-6)
+    assert not np.allclose(soft[:len(originals)], soft[len(originals):], atol=1e-3)  # a copy is not its clip
+    fresh = data.features(config, [synth_data], cache_dir=tmp_path / "fresh", teacher=teacher)  # both at once
+    np.testing.assert_array_equal(fresh.raw["train"], plain.raw["train"])
+    np.testing.assert_allclose(fresh.soft["train"], soft, atol=1e-6)
+    assert len(list(cache.glob(f"soft-*-{teacher.md5[:12]}-T2-*.npz"))) == 1
+    again = data.features(config, [synth_data], cache_dir=cache, teacher=teacher)  # from the cache: no teacher run
+    teacher.soft_targets = None  # type: ignore[assignment]
+    np.testing.assert_array_equal(again.soft["train"], soft)
+
+
+def test_unlabeled_speech_is_cut_into_clips_and_labelled_by_the_teacher(distil_config: Path, synth_data: Path,
+                                                                        tmp_path: Path) -> None:
+    from kws import audio, data
+    from kws import config as config_module
+
+    config = config_module.load(distil_config)
+    folder = tmp_path / "speech" / "any"
+    folder.mkdir(parents=True)
+    clips, _ = tone_clips(4, seed=7)
+    long = np.concatenate([clips[0], clips[1], clips[2], clips[3][:9000]])  # 3 windows and a part over half a clip
+    audio.write_wav(folder / "long.wav", long, 16000)
+    audio.write_wav(folder / "short.wav", clips[0][:8000], 16000)
+    split = data.load_unlabeled(config, [tmp_path / "speech"], [])
+    assert len(split.audio) == 5 and set(split.targets) == {-1}
+    np.testing.assert_array_equal(split.audio[1], clips[1])
+    teacher = Teacher(config)
+    result = data.features(config, [synth_data], cache_dir=tmp_path / "cache", unlabeled=[tmp_path / "speech"],
+                           teacher=teacher)
+    assert len(result.raw["unlabeled"]) == 5 * (1 + config.augment.copies) == len(result.soft["unlabeled"])
+    assert set(result.targets["unlabeled"]) == {-1} and result.summary["unlabeled"]["clips"] == 5
+    plain = data.features(config, [synth_data], cache_dir=tmp_path / "cache")  # the other splits do not change
+    np.testing.assert_array_equal(result.raw["train"], plain.raw["train"])
+
+
+def test_distillation_loss() -> None:
+    import tensorflow as tf
+
+    from kws.train import accuracy, distillation_loss
+
+    student = np.asarray([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    soft = soften(student, 3.0)
+    hard = np.asarray([[0.0], [-1.0]], np.float32)  # the second row has no class: soft loss only
+    loss = distillation_loss(3.0, 0.8)(tf.constant(np.concatenate([hard, soft], axis=1)), tf.constant(student))
+    np.testing.assert_allclose(loss.numpy(), [0.2 * -np.log(0.7), 0.0], atol=1e-5)  # KL of equal distributions: 0
+    other = np.asarray([[0.1, 0.8, 0.1], [0.3, 0.3, 0.4]], np.float32)
+    worse = distillation_loss(3.0, 1.0)(tf.constant(np.concatenate([hard, soften(other, 3.0)], axis=1)),
+                                        tf.constant(student)).numpy()
+    assert np.all(worse > 0)
+    right = accuracy(tf.constant(np.concatenate([hard, soft], axis=1)), tf.constant(student))
+    assert float(right) == 1.0  # only the labelled row counts
+
+
+def test_train_distils_with_the_teacher(distil_config: Path, synth_data: Path, tmp_path: Path) -> None:
+    import json
+
+    from kws import cli
+
+    code = cli.main(["train", "--config", str(distil_config), "--data", str(synth_data), "--out", str(tmp_path / "run"),
+                     "--unlabeled", str(synth_data / "cat"), "--no-cache"])
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert summary["data"]["unlabeled"]["clips"] > 0 and 0.0 <= summary["best"]["val_accuracy"] <= 1.0

@@ -30,10 +30,11 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recompute the features instead of reading them from the cache (~/.cache/nano-kws)")
 
 
-def _features(config: object, args: argparse.Namespace) -> object:
+def _features(config: object, args: argparse.Namespace, teacher: object | None = None) -> object:
     from kws.data import features
 
-    return features(config, args.data, args.noise, None if args.no_cache else cache_dir("features"), args.train_only)
+    return features(config, args.data, args.noise, None if args.no_cache else cache_dir("features"), args.train_only,
+                    getattr(args, "unlabeled", []), teacher)
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
@@ -71,7 +72,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from kws.train import train
 
     config = config_module.load(args.config)
-    data = _features(config, args)
+    if args.unlabeled and not config.teacher.enabled:
+        print(f"--unlabeled needs a [teacher] in {args.config} to label the speech", file=sys.stderr)
+        return 2
+    teacher = None
+    if config.teacher.enabled:
+        from kws.teacher import Teacher
+
+        teacher = Teacher(config)
+    data = _features(config, args, teacher)
     print(json.dumps(data.summary["clips"]), file=sys.stderr)
     model_path = train(config, data, Path(args.out), command=args.command_line)
     print(model_path)
@@ -294,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = _command(commands, "train", "train the config's model")
     train.add_argument("--config", required=True, metavar="TOML", help="the problem definition (configs/*.toml)")
     _add_data_arguments(train)
+    train.add_argument("--unlabeled", nargs="*", default=[], metavar="DIR",
+                       help="folders of any speech (other words, synthetic speech, long recordings cut into 1 s "
+                            "windows) that the config's [teacher] labels: training examples with soft targets only")
     train.add_argument("--out", required=True, metavar="DIR", help="run folder for the model and its training log")
     train.set_defaults(handler=cmd_train)
 

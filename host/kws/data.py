@@ -23,6 +23,7 @@ import json
 import sys
 import zlib
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -127,17 +128,25 @@ class Dataset:
     sources: list[str]
     sample_rate: int
     train_only: list[str] = field(default_factory=list)
+    # one-second windows of the `unlabeled` folders: training examples that only a teacher labels (targets -1)
+    unlabeled: Split = field(default_factory=Split)
+    unlabeled_sources: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Clip counts per split and class, for logs and the model card."""
         counts = {name: dict(sorted(Counter(self.labels[t] for t in split.targets).items()))
                   for name, split in self.splits.items()}
-        return {"sources": self.sources, "train_only": self.train_only, "clips": counts, "skipped": len(self.skipped),
-                "noise_seconds": round(sum(len(n) for n in self.noise) / self.sample_rate, 1)}
+        summary = {"sources": self.sources, "train_only": self.train_only, "clips": counts,
+                   "skipped": len(self.skipped),
+                   "noise_seconds": round(sum(len(n) for n in self.noise) / self.sample_rate, 1)}
+        if self.unlabeled_sources:
+            summary["unlabeled"] = {"sources": self.unlabeled_sources, "clips": len(self.unlabeled.audio)}
+        return summary
 
 
 def load(config: Config, sources: list[str | Path], noise: list[str | Path] = (), seed: int | None = None,
-         splits: tuple[str, ...] = SPLITS, train_only: list[str | Path] = (), for_training: bool = True) -> Dataset:
+         splits: tuple[str, ...] = SPLITS, train_only: list[str | Path] = (), for_training: bool = True,
+         unlabeled: list[str | Path] = ()) -> Dataset:
     """Indexes the sources, maps words to the config's classes, balances silence/unknown and loads the audio.
 
     Every clip of a `train_only` source is a training clip (synthetic speech beside real speech: validation and
@@ -147,7 +156,8 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
     Only the audio of `splits` is read (the others come back empty), but every split's clips are still drawn, so a
     held-out split holds exactly the clips it holds when all are loaded (`kws eval` and `kws report` agree).
     Loaded `for_training`, every keyword must have training clips; to evaluate, a source may hold no training
-    clips at all (a test set kept apart, e.g. a folder with only a test.csv).
+    clips at all (a test set kept apart, e.g. a folder with only a test.csv). `unlabeled` folders of any speech
+    become training examples without a class (`load_unlabeled`), for a teacher to label.
     """
     seed = config.training.seed if seed is None else seed
     rng = np.random.default_rng(seed)
@@ -192,10 +202,34 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
             _add_silence(config, split, in_split, round(config.keywords.silence_share * per_keyword), noise_audio, rng,
                          skipped)
         loaded[split_name] = split if split_name in splits else Split()
+    unlabeled_split = load_unlabeled(config, unlabeled, skipped) if "train" in splits else Split()
     if skipped:
         print(f"skipped {len(skipped)} unreadable files:\n  " + "\n  ".join(skipped), file=sys.stderr)
     return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources], config.audio.sample_rate,
-                   [str(s) for s in train_only])
+                   [str(s) for s in train_only], unlabeled_split, [str(s) for s in unlabeled])
+
+
+def load_unlabeled(config: Config, folders: list[str | Path], skipped: list[str]) -> Split:
+    """Every WAV below the folders (or the files given) as one-clip windows with target -1: a clip of up to one clip
+    length is padded to it, a longer recording cut into consecutive windows (a last part shorter than half a clip is
+    dropped). Unreadable files are named in `skipped`."""
+    split = Split()
+    for folder in map(Path, folders):
+        if not folder.exists():
+            raise DataError(f"{folder}: unlabeled speech folder not found")
+        for path in sorted(folder.rglob("*.wav")) if folder.is_dir() else [folder]:
+            try:
+                samples = audio.read_wav(path, config.audio.sample_rate)
+            except audio.AudioError as error:
+                skipped.append(str(error))
+                continue
+            length = config.clip_samples
+            starts = range(0, max(1, len(samples) - length // 2), length) if len(samples) > length else [0]
+            for start in starts:
+                split.paths.append(path if len(starts) == 1 else Path(f"{path}#{start // length}"))
+                split.targets.append(-1)
+                split.audio.append(audio.fit_length(samples[start:start + length], length))
+    return split
 
 
 @dataclass
@@ -409,11 +443,16 @@ def reverberate(x: np.ndarray, response: np.ndarray) -> np.ndarray:
     return (wet * (rms(x) / max(rms(wet), 1e-12))).astype(np.float32)
 
 
+UNLABELED = "unlabeled"  # the Features split of the --unlabeled speech (targets -1), trained on beside "train"
+
+
 @dataclass
 class Features:
     """Raw microfrontend features (uint16, exact) with class targets, per split.
 
-    The train split holds the clips first, then `train_copies` augmented versions of them in the same order.
+    The train split holds the clips first, then `train_copies` augmented versions of them in the same order; so does
+    the `unlabeled` split when there is one. With a teacher, `soft` holds its soft targets (at its temperature) of
+    every example of those two splits, row for row.
     """
 
     labels: tuple[str, ...]
@@ -421,6 +460,7 @@ class Features:
     targets: dict[str, np.ndarray]
     summary: dict
     train_copies: int
+    soft: dict[str, np.ndarray] = field(default_factory=dict)
 
     def clips(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw features and targets of the split's own clips, without augmented copies (for evaluation)."""
@@ -433,51 +473,113 @@ class Features:
 
 
 def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path],
-              train_only: list[str | Path] = ()) -> str:
-    """What the features depend on: the data-related config sections, the seed, which sources are training-only,
-    and every file's size and time."""
+              train_only: list[str | Path] = (), unlabeled: list[str | Path] = ()) -> str:
+    """What the features depend on: the data-related config sections, the seed, which sources are training-only
+    or unlabeled, and every file's size and time."""
     files = []
-    for source in [*sources, *noise, *(config.resolve(p) for p in config.augment.noise), *train_only]:
+    for source in [*sources, *noise, *(config.resolve(p) for p in config.augment.noise), *train_only, *unlabeled]:
         source = Path(source)
         for path in sorted(source.rglob("*")) if source.is_dir() else [source]:
             if path.is_file():
                 stat = path.stat()
                 files.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
-    payload = json.dumps([config.digest("keywords", "split", "audio", "frontend", "augment"), config.training.seed, files,
-                          [str(Path(source).resolve()) for source in train_only]])
+    parts = [config.digest("keywords", "split", "audio", "frontend", "augment"), config.training.seed, files,
+             [str(Path(source).resolve()) for source in train_only]]
+    if unlabeled:  # (only then: the keys of caches made before unlabeled speech existed stay valid)
+        parts.append([str(Path(source).resolve()) for source in unlabeled])
+    payload = json.dumps(parts)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
 def features(config: Config, sources: list[str | Path], noise: list[str | Path] = (),
-             cache_dir: Path | None = None, train_only: list[str | Path] = ()) -> Features:
+             cache_dir: Path | None = None, train_only: list[str | Path] = (), unlabeled: list[str | Path] = (),
+             teacher: object | None = None) -> Features:
     """Features of every split, the training split with `augment.copies` augmented versions of each clip.
 
     The augmented copies are drawn once with the config's seed and cached, so every model trained on the same config
-    and data sees exactly the same examples.
+    and data sees exactly the same examples. With a `teacher` (kws.teacher.Teacher), its soft targets of exactly the
+    audio behind each training example (each augmented copy after shift, reverb, gain and noise) are computed with
+    the features and cached beside them, keyed like them plus the teacher's md5, labels and temperature; a cache made
+    without the teacher gets them by drawing the same copies again (the draw is seeded), so no epoch runs the teacher.
+    `unlabeled` speech becomes the `unlabeled` split (with as many copies), which only the teacher labels.
     """
-    cache_file = None
-    if cache_dir is not None:
-        cache_file = Path(cache_dir) / f"features-{cache_key(config, sources, noise, train_only)}.npz"
-        if cache_file.exists():
-            with np.load(cache_file, allow_pickle=False) as stored:
-                summary = json.loads(str(stored["summary"]))
-                return Features(config.labels, {s: stored[f"raw_{s}"] for s in SPLITS},
-                                {s: stored[f"targets_{s}"] for s in SPLITS}, summary, config.augment.copies)
-    dataset = load(config, sources, noise, train_only=train_only)
+    key = cache_key(config, sources, noise, train_only, unlabeled)
+    cache_file = Path(cache_dir) / f"features-{key}.npz" if cache_dir is not None else None
+    soft_file = None
+    if cache_dir is not None and teacher is not None:
+        soft_file = Path(cache_dir) / f"soft-{key}-{teacher_key(config, teacher)}.npz"
+    cached = None
+    if cache_file is not None and cache_file.exists():
+        with np.load(cache_file, allow_pickle=False) as stored:
+            summary = json.loads(str(stored["summary"]))
+            names = [*SPLITS, *([UNLABELED] if f"raw_{UNLABELED}" in stored else [])]
+            cached = Features(config.labels, {s: stored[f"raw_{s}"] for s in names},
+                              {s: stored[f"targets_{s}"] for s in names}, summary, config.augment.copies)
+        if teacher is None:
+            return cached
+        if soft_file is not None and soft_file.exists():
+            with np.load(soft_file, allow_pickle=False) as stored:
+                cached.soft = {name: stored[name] for name in stored.files}
+            return cached
+    dataset = load(config, sources, noise, train_only=train_only, unlabeled=unlabeled)
     extractor = ClipFeatures(config)
     rng = np.random.default_rng(config.training.seed + 1)
-    raw, targets = {}, {}
-    for name, split in dataset.splits.items():
-        copies = 1 + (config.augment.copies if name == "train" else 0)
+    raw, targets, soft = {}, {}, {}
+    # the unlabeled split draws its copies after every other split, so the others' copies do not depend on it
+    named = [*dataset.splits.items(), *([(UNLABELED, dataset.unlabeled)] if unlabeled else [])]
+    for name, split in named:
+        copies = 1 + (config.augment.copies if name in ("train", UNLABELED) else 0)
         augmented = (augment(config, clip, dataset.noise, rng) for _ in range(1, copies) for clip in split.audio)
-        raw[name] = extractor.raw_batch(itertools.chain(split.audio, augmented), copies * len(split.audio),
-                                        f"features {name}")
+        examples = itertools.chain(split.audio, augmented)
+        labelled = teacher is not None and name in ("train", UNLABELED)
+        raw[name], soft_targets = _extract(extractor, teacher if labelled else None, examples,
+                                           copies * len(split.audio), cached is None, f"features {name}")
+        if labelled:
+            soft[name] = soft_targets
         targets[name] = np.tile(np.asarray(split.targets, np.int32), copies)
     summary = dataset.summary()
-    if cache_file is not None:
+    if cached is None and cache_file is not None:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         partial = cache_file.with_suffix(".part.npz")
-        np.savez(partial, summary=json.dumps(summary), **{f"raw_{s}": raw[s] for s in SPLITS},
-                 **{f"targets_{s}": targets[s] for s in SPLITS})
+        np.savez(partial, summary=json.dumps(summary), **{f"raw_{s}": raw[s] for s in raw},
+                 **{f"targets_{s}": targets[s] for s in targets})
         partial.replace(cache_file)
-    return Features(config.labels, raw, targets, summary, config.augment.copies)
+    if soft_file is not None:
+        partial = soft_file.with_suffix(".part.npz")
+        np.savez(partial, **soft)
+        partial.replace(soft_file)
+    if cached is not None:
+        cached.soft = soft
+        return cached
+    return Features(config.labels, raw, targets, summary, config.augment.copies, soft)
+
+
+def teacher_key(config: Config, teacher: object) -> str:
+    """The part of a soft-target cache name that names the teacher: its md5, temperature, front end and labels."""
+    settings = config.teacher
+    mapping = hashlib.sha256(json.dumps([settings.frontend, settings.labels, config.labels]).encode()).hexdigest()[:8]
+    return f"{teacher.md5[:12]}-T{settings.temperature:g}-{mapping}"
+
+
+def _extract(extractor: ClipFeatures, teacher: object | None, examples: Iterable[np.ndarray], count: int,
+             with_features: bool, label: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The raw features (when `with_features`) and the teacher's soft targets (with a teacher) of a stream of
+    examples, a teacher batch at a time: memory holds one batch of audio, never the split's."""
+    from kws.progress import Progress
+    from kws.teacher import batched
+
+    config = extractor.config
+    raw = np.zeros((count if with_features else 0, config.num_slices, config.frontend.channels), np.uint16)
+    soft = np.zeros((count, len(config.labels)), np.float32) if teacher is not None else None
+    done = 0
+    what = " + teacher" if teacher is not None and with_features else " (teacher)" if teacher is not None else ""
+    with Progress(count, label + what, unit="clips") as progress:
+        for batch in batched(examples, teacher.batch_size if teacher is not None else 256):
+            if with_features:
+                for i, clip in enumerate(batch):
+                    raw[done + i] = extractor.raw(clip)
+            if soft is not None:
+                soft[done:done + len(batch)] = teacher.soft_targets(batch)
+            done += len(batch)
+            progress.update(len(batch))
+    return raw, soft

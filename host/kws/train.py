@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.config import Config
-from kws.data import Features
+from kws.data import UNLABELED, Features
 from kws.progress import Progress
 
 MODEL_NAME = "model.keras"
@@ -77,6 +77,53 @@ def frequency_warp(config: Config, batch: np.ndarray, factors: np.ndarray) -> np
     return batch[rows, :, below].transpose(0, 2, 1, 3) * (1 - weight) + batch[rows, :, above].transpose(0, 2, 1, 3) * weight
 
 
+def distillation_data(config: Config, data: Features, x_train: np.ndarray, y_train: np.ndarray,
+                      y_val: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training inputs with the unlabeled examples appended, and targets packed as [hard class (-1: none), soft
+    targets...] per row; validation's soft targets are its one-hot classes (its loss is then the hard one's
+    shape, and validation accuracy is on the hard classes)."""
+    if "train" not in data.soft:
+        raise ValueError("[teacher] is set but the features carry no soft targets (pass the teacher to features())")
+    soft = data.soft["train"]
+    if UNLABELED in data.raw and len(data.raw[UNLABELED]):
+        x_train = np.concatenate([x_train, data.float(UNLABELED)])
+        y_train = np.concatenate([y_train, data.targets[UNLABELED]])
+        soft = np.concatenate([soft, data.soft[UNLABELED]])
+    one_hot = np.eye(len(config.labels), dtype=np.float32)[y_val]
+    return (x_train, np.concatenate([y_train[:, np.newaxis].astype(np.float32), soft], axis=1),
+            np.concatenate([y_val[:, np.newaxis].astype(np.float32), one_hot], axis=1))
+
+
+def distillation_loss(temperature: float, alpha: float):  # noqa: ANN201 - a Keras loss function
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy(hard class) (Hinton et al. 2015), on
+    targets packed as [hard class, soft targets at T...]; a row without a class (-1) has the soft term only. The
+    student ends in a softmax, so its logits are log p up to a constant: student_T = softmax(log p / T)."""
+    import tensorflow as tf
+
+    def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+        hard, soft = tf.cast(y_true[:, 0], tf.int32), y_true[:, 1:]
+        log_p = tf.math.log(tf.clip_by_value(y_pred, 1e-7, 1.0))
+        student = tf.nn.log_softmax(log_p / temperature)
+        kl = tf.reduce_sum(soft * (tf.math.log(tf.maximum(soft, 1e-7)) - student), axis=1)
+        labelled = hard >= 0
+        ce = -tf.gather(log_p, tf.maximum(hard, 0), batch_dims=1) * tf.cast(labelled, y_pred.dtype)
+        return alpha * temperature**2 * kl + (1 - alpha) * ce
+
+    return loss
+
+
+def accuracy(y_true, y_pred):  # noqa: ANN001, ANN201 - a Keras metric on packed targets: the hard classes' accuracy
+    import tensorflow as tf
+
+    hard = tf.cast(y_true[:, 0], tf.int64)
+    labelled = tf.cast(hard >= 0, tf.float32)
+    right = tf.cast(tf.equal(tf.argmax(y_pred, axis=1), hard), tf.float32) * labelled
+    return tf.reduce_sum(right) / tf.maximum(tf.reduce_sum(labelled), 1.0)
+
+
+hard_accuracy = accuracy  # (named "accuracy" in Keras's logs, as without a teacher)
+
+
 def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, command: str | None = None) -> Path:
     """Trains the config's model on the features; returns the path of the saved model.
 
@@ -95,6 +142,10 @@ def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, c
     x_val, y_val = data.float("validation"), data.targets["validation"]
     if not len(x_val):
         raise ValueError("the data has no validation clips: add speakers or a val.csv")
+    if config.teacher.enabled:
+        x_train, y_train, y_val = distillation_data(config, data, x_train, y_train, y_val)
+    elif UNLABELED in data.raw:
+        raise ValueError("unlabeled speech needs a [teacher] in the config to label it")
     model = build(config)
     started = time.monotonic()
     best = _fit(config, model, x_train, y_train, x_val, y_val, run_dir, config.training.epochs,
@@ -124,7 +175,12 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
     schedule = tf_keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=0.05)
     average = config.training.weight_average
     optimizer = tf_keras.optimizers.Adam(schedule, use_ema=average > 0, ema_momentum=average or 0.99)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    if config.teacher.enabled:
+        teacher = config.teacher
+        model.compile(optimizer=optimizer, loss=distillation_loss(teacher.temperature, teacher.alpha),
+                      metrics=[hard_accuracy])
+    else:
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(config.training.seed + 2)
     batch_size = config.training.batch_size
 
