@@ -92,6 +92,19 @@ def test_per_keyword_thresholds_hear_a_quiet_keyword_and_reject_a_confusable_wor
     assert summary["per_keyword"]["no"]["delay_ms_median"] is not None
 
 
+def test_no_keyword_is_silenced_to_meet_the_false_accept_target(config):
+    # Other words score as "yes" at 240, above "yes" itself (230): only a threshold above 240 keeps them out. The
+    # fit used to break that tie with 255, a "yes" that can never be detected; every threshold it offers now is one
+    # a confident keyword (scores up to 255) still passes.
+    rng = np.random.default_rng(5)
+    noise = data.generated_noise(SR, rng, seconds=5)
+    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
+    traces = _traces(config, streams, {"yes": 230, "no": 150, "confusion": 240})
+    fitted = calibrate.fit(streams, traces, config, (1.0,))[0][1.0]
+    thresholds = dict(zip(config.labels, fitted.setting.thresholds, strict=True))
+    assert thresholds["yes"] == max(calibrate.THRESHOLDS) < 255 and thresholds["no"] < 150
+
+
 def test_held_out_figures_show_a_fit_that_does_not_carry_over(config):
     # Calibration clips of "no" are heard at 150, held-out ones at 110: thresholds fitted on the first miss the
     # second, and the record says so instead of repeating the calibration figure.
