@@ -283,3 +283,9 @@ def test_train_distils_with_the_teacher(distil_config: Path, synth_data: Path, t
     assert code == 0
     summary = json.loads((tmp_path / "run" / "train.json").read_text())
     assert summary["data"]["unlabeled"]["clips"] > 0 and 0.0 <= summary["best"]["val_accuracy"] <= 1.0
+    teacher = summary["teacher"]
+    assert teacher["temperature"] == 2.0 and teacher["alpha"] == 0.7 and len(teacher["md5"]) == 32
+    assert 0.0 <= teacher["agrees_with_hard_labels"] <= 1.0 and sum(teacher["unlabeled_top_classes"].values()) > 0
+    import tf_keras
+
+    tf_keras.models.load_model(tmp_path / "run" / "model.keras")  # loads like any model (kws export reads it)

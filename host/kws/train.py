@@ -94,6 +94,26 @@ def distillation_data(config: Config, data: Features, x_train: np.ndarray, y_tra
             np.concatenate([y_val[:, np.newaxis].astype(np.float32), one_hot], axis=1))
 
 
+def teacher_summary(config: Config, data: Features) -> dict:
+    """What the teacher said about the training examples: how often its top class is the hard label, and how many
+    keyword examples (clips and augmented copies) it called unknown."""
+    from kws.teacher import md5
+
+    teacher = config.teacher
+    path = Path(teacher.model) if Path(teacher.model).is_absolute() else config.resolve(teacher.model)
+    top, hard = data.soft["train"].argmax(axis=1), data.targets["train"]
+    keyword = hard >= config.labels.index(config.keywords.words[0])
+    summary = {"model": teacher.model, "md5": md5(path), "frontend": teacher.frontend,
+               "temperature": teacher.temperature, "alpha": teacher.alpha,
+               "agrees_with_hard_labels": round(float(np.mean(top == hard)), 4),
+               "keyword_examples_called_unknown": round(float(np.mean(top[keyword] == config.labels.index("unknown"))), 4)
+               if "unknown" in config.labels and keyword.any() else None}
+    if UNLABELED in data.soft:
+        counts = np.bincount(data.soft[UNLABELED].argmax(axis=1), minlength=len(config.labels))
+        summary["unlabeled_top_classes"] = {label: int(n) for label, n in zip(config.labels, counts, strict=True) if n}
+    return summary
+
+
 def distillation_loss(temperature: float, alpha: float):  # noqa: ANN201 - a Keras loss function
     """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy(hard class) (Hinton et al. 2015), on
     targets packed as [hard class, soft targets at T...]; a row without a class (-1) has the soft term only. The
@@ -159,10 +179,14 @@ def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, c
     # tfmot's quantization wrappers do not round-trip through the .keras format (their variables are renamed on
     # loading), only through HDF5; kws.export.load_keras reloads either inside tfmot's quantize_scope.
     model_path = run_dir / (QAT_MODEL_NAME if config.training.qat else MODEL_NAME)
+    if config.teacher.enabled:  # saved with the plain loss: the distillation loss is a closure no loader knows
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.save(model_path)
     summary = {"command": command, "data": data.summary, "best": best, "seconds": round(time.monotonic() - started, 1),
                "parameters": int(model.count_params()), "qat": config.training.qat,
                "tf_keras": tf_keras.__version__}
+    if config.teacher.enabled:
+        summary["teacher"] = teacher_summary(config, data)
     (run_dir / "train.json").write_text(json.dumps(summary, indent=2))
     return model_path
 
