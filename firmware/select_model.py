@@ -2,7 +2,7 @@
 
 The model is models/<name>/ as written by `kws export` (model_data.cc, model_data.h, model_settings.h). <name> comes
 from the KWS_MODEL environment variable, else from `custom_kws_model` in platformio.ini, so trying another model needs
-no edit: `KWS_MODEL=yes_no pio run -e nano33ble`.
+no edit: `KWS_MODEL=arabic_commands pio run -e nano33ble`.
 """
 
 import os
