@@ -35,9 +35,9 @@ def test_pipeline_clip_gives_the_training_model_input(tiny_model, synth_data):
 
     expected = pipeline.scaling.apply(ClipFeatures(config).raw(clip))
     assert np.array_equal(pipeline.window(), expected)
-    # A clip fills the window exactly once: one inference, stamped with the samples consumed when its last slice
-    # was complete.
-    last_slice_end = len(noise) + config.window_samples + (config.num_slices - 1) * config.stride_samples
+    # A clip fills the window exactly once: one inference, stamped with the samples consumed since the reset when its
+    # last slice was complete (the firmware's pipeline_reset sets its audio clock back to 0 too).
+    last_slice_end = config.window_samples + (config.num_slices - 1) * config.stride_samples
     assert len(steps) == 1 and steps[0].time_ms == last_slice_end * 1000 // config.audio.sample_rate
     reference = core.scores_from_int8(pipeline.model.predict(expected[np.newaxis])[0], pipeline.model.output.zero_point)
     assert np.array_equal(steps[0].scores, reference)

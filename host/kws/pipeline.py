@@ -62,7 +62,6 @@ class StreamingPipeline:
         # The window starts as silence: the int8 value of a raw 0 slice, what kws_window_reset fills in.
         self._silent_slice = self.scaling.apply(np.zeros((1, config.frontend.channels), np.uint16))[0]
         self._window = np.empty((config.num_slices, config.frontend.channels), np.int8)
-        self.samples = 0  # consumed over the whole stream: the stream clock
         self.reset()
 
     @property
@@ -70,7 +69,9 @@ class StreamingPipeline:
         return self.samples * 1000 // self.sample_rate
 
     def reset(self) -> None:
-        """CLIP_BEGIN: a fresh front end, a silent window and a recognizer with no history; the clock runs on."""
+        """The board's pipeline_reset (CLIP_BEGIN, a change of input): a fresh front end, a silent window, a
+        recognizer with no history and the audio clock back at 0."""
+        self.samples = 0  # consumed since the reset: the clock of DET times and of the recognizer
         self._frontend.reset()
         self._window[:] = self._silent_slice
         self.recognizer.reset()

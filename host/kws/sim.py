@@ -319,6 +319,7 @@ class VirtualBoard:
             return
         self.mode = mode
         self._clip_open = False
+        self.pipeline.reset()  # as the firmware's on_input_changed: the new input starts a new stream
         if mode == "mic":
             self._audio_start, self._audio_samples = time.monotonic(), 0
         self._send("MODE", {"mode": mode, "reason": reason})
