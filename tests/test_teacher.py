@@ -289,3 +289,11 @@ def test_train_distils_with_the_teacher(distil_config: Path, synth_data: Path, t
     import tf_keras
 
     tf_keras.models.load_model(tmp_path / "run" / "model.keras")  # loads like any model (kws export reads it)
+
+
+def test_unlabeled_speech_needs_a_teacher(tiny_config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from kws import cli
+
+    code = cli.main(["train", "--config", str(tiny_config_path), "--data", str(tmp_path), "--out", str(tmp_path / "run"),
+                     "--unlabeled", str(tmp_path)])
+    assert code == 2 and "--unlabeled needs a [teacher]" in capsys.readouterr().err
