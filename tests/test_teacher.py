@@ -258,7 +258,7 @@ def test_unlabeled_speech_is_cut_into_clips_and_labelled_by_the_teacher(distil_c
 def test_distillation_loss() -> None:
     import tensorflow as tf
 
-    from kws.train import accuracy, distillation_loss
+    from kws.train import distillation_loss, hard_accuracy
 
     student = np.asarray([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
     soft = soften(student, 3.0)
@@ -269,8 +269,17 @@ def test_distillation_loss() -> None:
     worse = distillation_loss(3.0, 1.0)(tf.constant(np.concatenate([hard, soften(other, 3.0)], axis=1)),
                                         tf.constant(student)).numpy()
     assert np.all(worse > 0)
-    right = accuracy(tf.constant(np.concatenate([hard, soft], axis=1)), tf.constant(student))
-    assert float(right) == 1.0  # only the labelled row counts
+    metric = hard_accuracy()
+    metric.update_state(tf.constant(np.concatenate([hard, soft], axis=1)), tf.constant(student))
+    assert float(metric.result()) == 1.0  # only the labelled row counts
+    # Over batches it counts rows, not batches: 3 rows (2 right) and then 1 row (right) make 3 of 4, not the
+    # unweighted mean of 2/3 and 1.
+    metric.reset_state()
+    three = np.asarray([[0.0], [1.0], [1.0]], np.float32)
+    metric.update_state(tf.constant(np.concatenate([three, np.eye(3, dtype=np.float32)], axis=1)),
+                        tf.constant(np.eye(3, dtype=np.float32)))
+    metric.update_state(tf.constant(np.asarray([[2.0, 0, 0, 1]], np.float32)), tf.constant([[0.1, 0.1, 0.8]]))
+    assert float(metric.result()) == 0.75
 
 
 def test_train_distils_with_the_teacher(distil_config: Path, synth_data: Path, tmp_path: Path) -> None:

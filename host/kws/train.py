@@ -132,16 +132,34 @@ def distillation_loss(temperature: float, alpha: float):  # noqa: ANN201 - a Ker
     return loss
 
 
-def accuracy(y_true, y_pred):  # noqa: ANN001, ANN201 - a Keras metric on packed targets: the hard classes' accuracy
+def hard_accuracy():  # noqa: ANN201 - a tf_keras Metric, built lazily
+    """Accuracy on the hard classes of packed targets ([hard class (-1: none), soft targets...]), counted over all
+    labelled rows seen: a function metric would return one value per batch, which Keras averages unweighted, so a
+    small last batch counted as much as a full one (0.876 reported for a model scoring 0.832 on 256 + 29 clips)."""
     import tensorflow as tf
+    import tf_keras
 
-    hard = tf.cast(y_true[:, 0], tf.int64)
-    labelled = tf.cast(hard >= 0, tf.float32)
-    right = tf.cast(tf.equal(tf.argmax(y_pred, axis=1), hard), tf.float32) * labelled
-    return tf.reduce_sum(right) / tf.maximum(tf.reduce_sum(labelled), 1.0)
+    class HardAccuracy(tf_keras.metrics.Metric):
+        def __init__(self, name: str = "accuracy", **kwargs: object) -> None:  # "accuracy" in the logs, as without
+            super().__init__(name=name, **kwargs)                               # a teacher
+            self.right = self.add_weight(name="right", initializer="zeros")
+            self.labelled = self.add_weight(name="labelled", initializer="zeros")
 
+        def update_state(self, y_true, y_pred, sample_weight=None):  # noqa: ANN001, ANN201, ARG002
+            hard = tf.cast(y_true[:, 0], tf.int64)
+            labelled = tf.cast(hard >= 0, tf.float32)
+            right = tf.cast(tf.equal(tf.argmax(y_pred, axis=1), hard), tf.float32) * labelled
+            self.right.assign_add(tf.reduce_sum(right))
+            self.labelled.assign_add(tf.reduce_sum(labelled))
 
-hard_accuracy = accuracy  # (named "accuracy" in Keras's logs, as without a teacher)
+        def result(self):  # noqa: ANN201
+            return self.right / tf.maximum(self.labelled, 1.0)
+
+        def reset_state(self) -> None:
+            self.right.assign(0.0)
+            self.labelled.assign(0.0)
+
+    return HardAccuracy()
 
 
 def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, command: str | None = None) -> Path:
@@ -202,7 +220,7 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
     if config.teacher.enabled:
         teacher = config.teacher
         model.compile(optimizer=optimizer, loss=distillation_loss(teacher.temperature, teacher.alpha),
-                      metrics=[hard_accuracy])
+                      metrics=[hard_accuracy()])
     else:
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(config.training.seed + 2)
