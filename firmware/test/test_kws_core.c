@@ -596,24 +596,25 @@ static int feed_count(kws_frame_decoder* dec, const uint8_t* data, size_t n,
 
 /* Issue 10: the host aborts after 100 bytes of a 1,024-byte AUDIO frame and
  * reconnects with a HELLO. */
-static size_t cut_audio_frame(uint8_t* out) {
+/* A fresh decoder fed the first 100 bytes of a 1,024-byte AUDIO frame (a host
+ * cut off mid-frame), and a HELLO frame in hello (16 bytes): its length. */
+static size_t decoder_behind_cut_frame(kws_frame_decoder* dec, uint8_t* hello) {
   static uint8_t frame[KWS_FRAME_MAX_SIZE];
   uint8_t payload[KWS_FRAME_MAX_PAYLOAD];
+  const uint8_t version = KWS_PROTOCOL_VERSION;
   memset(payload, 0x33, sizeof(payload));
   kws_frame_encode(KWS_FRAME_AUDIO, 1, payload, sizeof(payload), frame,
                    sizeof(frame));
-  memcpy(out, frame, 100);
-  return 100;
+  kws_frame_decoder_init(dec);
+  CHECK_EQ(feed_count(dec, frame, 100, KWS_FRAME_HELLO), 0);
+  return append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
 }
 
 static void test_frame_cut_off_swallows_hellos_without_idle_check(void) {
   kws_frame_decoder dec;
-  uint8_t cut[100], hello[16];
-  const uint8_t version = KWS_PROTOCOL_VERSION;
-  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
+  uint8_t hello[16];
+  const size_t hello_n = decoder_behind_cut_frame(&dec, hello);
   int tries = 0, found = 0;
-  kws_frame_decoder_init(&dec);
-  feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO);
   while (!found && tries < 200) {
     ++tries;
     found = feed_count(&dec, hello, hello_n, KWS_FRAME_HELLO);
@@ -624,13 +625,10 @@ static void test_frame_cut_off_swallows_hellos_without_idle_check(void) {
 
 static void test_frame_idle_drops_cut_off_frame(void) {
   kws_frame_decoder dec;
-  uint8_t cut[100], hello[16];
-  const uint8_t version = KWS_PROTOCOL_VERSION;
-  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
+  uint8_t hello[16];
+  const size_t hello_n = decoder_behind_cut_frame(&dec, hello);
   /* Around the wrap of the millisecond clock on purpose. */
   const uint32_t t0 = 0xFFFFFFC0u;
-  kws_frame_decoder_init(&dec);
-  CHECK_EQ(feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO), 0);
   CHECK_EQ(kws_frame_decoder_idle(&dec, t0, 1), 0);
   CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + 50u, 0), 0);
   CHECK_EQ(kws_frame_decoder_idle(&dec, t0 + KWS_FRAME_IDLE_MS, 0), 0);
@@ -649,11 +647,8 @@ static void test_frame_idle_rescans_a_hello_behind_the_cut(void) {
   /* The HELLO arrived before the 100 ms passed, inside the cut frame's
    * declared length: the rescan after the rejection finds it. */
   kws_frame_decoder dec;
-  uint8_t cut[100], hello[16];
-  const uint8_t version = KWS_PROTOCOL_VERSION;
-  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
-  kws_frame_decoder_init(&dec);
-  feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO);
+  uint8_t hello[16];
+  const size_t hello_n = decoder_behind_cut_frame(&dec, hello);
   CHECK_EQ(kws_frame_decoder_idle(&dec, 1000u, 1), 0);
   CHECK_EQ(feed_count(&dec, hello, hello_n, KWS_FRAME_HELLO), 0);
   CHECK_EQ(kws_frame_decoder_idle(&dec, 1040u, 1), 0);
@@ -664,11 +659,8 @@ static void test_frame_idle_rescans_a_hello_behind_the_cut(void) {
 static void test_frame_decoder_init_resets(void) {
   /* What the firmware does on the host timeout and when DTR drops. */
   kws_frame_decoder dec;
-  uint8_t cut[100], hello[16];
-  const uint8_t version = KWS_PROTOCOL_VERSION;
-  const size_t hello_n = append_frame(hello, KWS_FRAME_HELLO, 2, &version, 1);
-  kws_frame_decoder_init(&dec);
-  feed_count(&dec, cut, cut_audio_frame(cut), KWS_FRAME_HELLO);
+  uint8_t hello[16];
+  const size_t hello_n = decoder_behind_cut_frame(&dec, hello);
   kws_frame_decoder_init(&dec);
   CHECK_EQ(feed_count(&dec, hello, hello_n, KWS_FRAME_HELLO), 1);
 }
