@@ -32,10 +32,8 @@ def folder_clips(root: Path) -> list[tuple[Path, str]]:
 def read(config: object, clips: list[tuple[Path, str]], targets: list[int], skipped: list[str]):  # noqa: ANN201
     """The clips' audio, one at a time; each one's class is appended to `targets`, an unreadable file to `skipped`."""
     for path, word in clips:
-        try:
-            clip = audio.read_wav(path, config.audio.sample_rate)
-        except audio.AudioError as error:
-            skipped.append(str(error))
+        clip = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+        if clip is None:
             continue
         word = TEACHER_LABEL_ALIASES.get(word, word)
         targets.append(config.labels.index(word if word in config.labels else "unknown"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TINY_CONFIG = """\
@@ -78,3 +79,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_run) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny_yes_no"
     export(config, model_path, data, out)
     return out
+
+
+def tone_word(rng: np.random.Generator, frequency: float, sample_rate: int = 16000) -> np.ndarray:
+    """One second with a 0.3-0.5 s tone burst at a random place: a stand-in word with a known voiced span (the
+    streaming tests' words; `from conftest import tone_word`)."""
+    clip = np.zeros(sample_rate, np.float32)
+    length = int(rng.uniform(0.3, 0.5) * sample_rate)
+    start = int(rng.integers(0, sample_rate - length))
+    clip[start:start + length] = 0.3 * np.sin(2 * np.pi * frequency * np.arange(length) / sample_rate)
+    return (clip * 32767).astype(np.int16)

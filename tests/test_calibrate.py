@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tone_word
 from kws import calibrate, data, streaming
 from kws import config as config_module
 from kws.cli import main, not_calibrated_note
@@ -22,21 +23,12 @@ def config():
     return config_module.from_dict({"keywords": {"words": ["yes", "no"]}, "recognizer": {"threshold": 200}})
 
 
-def _tone_clip(rng, frequency):
-    """One second with a 0.3-0.5 s tone burst at a random place: a stand-in word with a known voiced span."""
-    clip = np.zeros(SR, np.float32)
-    length = int(rng.uniform(0.3, 0.5) * SR)
-    start = int(rng.integers(0, SR - length))
-    clip[start:start + length] = 0.3 * np.sin(2 * np.pi * frequency * np.arange(length) / SR)
-    return (clip * 32767).astype(np.int16)
-
-
 def _half(config, rng, per_word=6):
     labels = config.labels
     words = ["yes", "no", "unknown", "bird"]
     targets = [labels.index(w) if w in labels else -1 for w in words for _ in range(per_word)]
     names = [w for w in words for _ in range(per_word)]
-    clips = [_tone_clip(rng, 300 + 100 * i) for i, w in enumerate(words) for _ in range(per_word)]
+    clips = [tone_word(rng, 300 + 100 * i) for i, w in enumerate(words) for _ in range(per_word)]
     return calibrate.Half(clips, targets, names, {"s1"})
 
 
@@ -132,8 +124,8 @@ def test_halves_are_cut_by_speaker_when_every_keyword_is_in_both(config, tmp_pat
             paths.append(Path(f"/d/_unknown_/cat_{speaker}_nohash_0.wav" if word == "unknown"
                               else f"/d/{word}/{speaker}_nohash_0.wav"))
             targets.append(labels.index(word))
-    clips = data.Clips([_tone_clip(rng, 400) for _ in paths], np.array(targets), paths, ["/d"], "validation", [])
-    others = [(_tone_clip(rng, 500), "bird", f"other{i}") for i in range(10)]
+    clips = data.Clips([tone_word(rng, 400) for _ in paths], np.array(targets), paths, ["/d"], "validation", [])
+    others = [(tone_word(rng, 500), "bird", f"other{i}") for i in range(10)]
     first, second, how = calibrate.split_halves(config, clips, others)
     assert how == "speakers" and not first.speakers & second.speakers
     assert first.speakers | second.speakers == {f"spk{i}" for i in range(12)} | {f"other{i}" for i in range(10)}

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
+from conftest import tone_word
 from kws import config as config_module
 from kws import data, streaming
 from kws.cli import main
@@ -25,20 +26,11 @@ def config():
     return config_module.from_dict({"keywords": {"words": ["yes", "no"]}})
 
 
-def _word_clip(rng, frequency):
-    """One second with a 0.3-0.5 s tone burst at a random place: a stand-in word with a known voiced span."""
-    clip = np.zeros(SR, np.float32)
-    length = int(rng.uniform(0.3, 0.5) * SR)
-    start = int(rng.integers(0, SR - length))
-    clip[start:start + length] = 0.3 * np.sin(2 * np.pi * frequency * np.arange(length) / SR)
-    return (clip * 32767).astype(np.int16)
-
-
 def _streams(config, minutes=1.0):
     rng = np.random.default_rng(5)
     labels = config.labels  # silence, unknown, yes, no
     targets = [labels.index(word) for word in ("yes", "no", "unknown") for _ in range(6)]
-    clips = [_word_clip(rng, 300 + 100 * t) for t in targets]
+    clips = [tone_word(rng, 300 + 100 * t) for t in targets]
     noise = data.generated_noise(SR, rng, seconds=5)
     return streaming.keyword_streams(config, clips, targets, noise, minutes, 30.0, seed=1)
 

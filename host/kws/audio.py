@@ -25,6 +25,16 @@ def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     return float_to_int16(samples)
 
 
+def read_wav_or_skip(path: str | Path, sample_rate: int, skipped: list[str]) -> np.ndarray | None:
+    """`read_wav`, or None for a file that cannot be used, whose error (naming it and why) is added to `skipped`: the
+    one bad-file rule of every reader, so that a bad file is named and counted, never fatal and never padded."""
+    try:
+        return read_wav(path, sample_rate)
+    except AudioError as error:
+        skipped.append(str(error))
+        return None
+
+
 def read_pcm(path: str | Path) -> tuple[np.ndarray, int]:
     """A PCM WAV as mono float samples at its own rate (and the rate): the whole check of a file, without
     converting it."""

@@ -102,12 +102,10 @@ def other_words(config: Config, folders: list[str], skipped: list[str],
             for path in sorted(word_dir.glob("*.wav")):
                 if splits is not None and data.speaker_split(data.speaker_of(path), config.split) not in splits:
                     continue
-                try:
-                    clip = audio.fit_length(audio.read_wav(path, config.audio.sample_rate), config.clip_samples)
-                except (audio.AudioError, ValueError) as error:
-                    skipped.append(f"{path}: {error}")
+                recording = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+                if recording is None:
                     continue
-                clips.append((clip, word_dir.name, data.speaker_of(path)))
+                clips.append((audio.fit_length(recording, config.clip_samples), word_dir.name, data.speaker_of(path)))
                 found += 1
         if not found:
             raise data.DataError(f"--other-words {folder}: no <word>/*.wav clips of non-keywords"

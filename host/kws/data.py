@@ -188,10 +188,8 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
                            for clip in _draw_unknown(config, source, source_clips, split_name, seed)]
         split = Split()
         for path, target in chosen if split_name in splits else ():
-            try:
-                clip_audio = audio.read_wav(path, config.audio.sample_rate)
-            except audio.AudioError as error:
-                skipped.append(str(error))
+            clip_audio = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+            if clip_audio is None:
                 continue
             split.paths.append(path)
             split.targets.append(target)
@@ -218,10 +216,8 @@ def load_unlabeled(config: Config, folders: list[str | Path], skipped: list[str]
         if not folder.exists():
             raise DataError(f"{folder}: unlabeled speech folder not found")
         for path in sorted(folder.rglob("*.wav")) if folder.is_dir() else [folder]:
-            try:
-                samples = audio.read_wav(path, config.audio.sample_rate)
-            except audio.AudioError as error:
-                skipped.append(str(error))
+            samples = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+            if samples is None:
                 continue
             length = config.clip_samples
             starts = range(0, max(1, len(samples) - length // 2), length) if len(samples) > length else [0]
@@ -322,11 +318,10 @@ def _add_silence(config: Config, split: Split, in_split: list[Clip], count: int,
     """Silence: the dataset's own silence clips first, then quiet crops of background noise (a tenth digital zero)."""
     silence_index = config.labels.index("silence")
     for clip in [clip for clip in in_split if clip.word in SILENCE_WORDS][:count]:
-        try:
-            split.audio.append(audio.fit_length(audio.read_wav(clip.path, config.audio.sample_rate), config.clip_samples))
-        except audio.AudioError as error:
-            skipped.append(str(error))
+        recording = audio.read_wav_or_skip(clip.path, config.audio.sample_rate, skipped)
+        if recording is None:
             continue
+        split.audio.append(audio.fit_length(recording, config.clip_samples))
         split.paths.append(clip.path)
         split.targets.append(silence_index)
         count -= 1
@@ -353,10 +348,9 @@ def load_noise(paths: list[Path], sample_rate: int, skipped: list[str]) -> list[
             raise DataError(f"{path}: noise file or folder not found")
     noise = []
     for path in files:
-        try:
-            noise.append(audio.read_wav(path, sample_rate).astype(np.float32) / 32768.0)
-        except audio.AudioError as error:
-            skipped.append(str(error))
+        recording = audio.read_wav_or_skip(path, sample_rate, skipped)
+        if recording is not None:
+            noise.append(recording.astype(np.float32) / 32768.0)
     return noise
 
 

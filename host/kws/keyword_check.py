@@ -99,9 +99,5 @@ def run_on_board(port: str, seq: Sequence, sample_rate: int) -> list[tuple[int, 
         audio.write_wav(wav, seq.samples, sample_rate)
         printed = io.StringIO()
         stream.run(port, [str(wav)], use_mic=False, fast=True, out=printed)
-    detections = []
-    for line in printed.getvalue().splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[1] == "s" and fields[3] == "score":
-            detections.append((round(float(fields[0]) * 1000), fields[2]))
-    return detections
+    return [detection for detection in map(stream.parse_detection_line, printed.getvalue().splitlines())
+            if detection is not None]

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.paths import REPO_ROOT, TFLM_LIBRARY
+from kws.paths import REPO_ROOT, TFLM_LIBRARY, shown
 
 HARNESS_DIR = REPO_ROOT / "firmware" / "test" / "m4_model"
 MEASUREMENT_FILE = "m4_measurement.json"
@@ -67,7 +67,7 @@ class Library:
         properties = path / "library.properties"
         if not (path / "src" / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
             raise M4Error(f"{path}: not a TFLM Arduino library (no src/tensorflow/lite/micro/micro_interpreter.h). "
-                          f"`pio pkg install -e nano33ble` puts the pinned one in {_shown(TFLM_LIBRARY)}")
+                          f"`pio pkg install -e nano33ble` puts the pinned one in {shown(TFLM_LIBRARY)}")
         if not properties.is_file():
             raise M4Error(f"{properties}: missing, so the library's version is unknown")
         fields = dict(line.split("=", 1) for line in properties.read_text().splitlines() if "=" in line)
@@ -86,10 +86,6 @@ class M4Run:
     facts: dict[str, int]  # arena_used_bytes, frontend_heap_bytes, stack_bytes
 
 
-def _shown(path: Path) -> str:
-    return os.path.relpath(path) if path.is_absolute() and path.is_relative_to(Path.cwd()) else str(path)
-
-
 def _require(tools: list[str]) -> None:
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
@@ -103,6 +99,23 @@ def build_image(library: Library, model_dir: Path, opt: str, float_abi: str) -> 
           f"-mfloat-abi={float_abi}); the library's 215 sources take a few minutes the first time", file=sys.stderr)
     return make_target("image", f"TFLM_LIB={library.path.resolve()}", f"MODEL_DIR={model_dir.resolve()}",
                        f"OPT={opt}", f"FLOAT_ABI={float_abi}")
+
+
+def code_bytes(link_map: Path) -> dict[str, int]:
+    """Code and constant data the image links from the TFLM library (its runtime and the kernels of the model's ops)
+    and, apart, from the library's microfrontend and FFT: the linker map's .text, .rodata and .data input sections,
+    which the board build links the same way (the map is written beside the image)."""
+    text = link_map.read_text()
+    text = text[text.index("Linker script and memory map"):]
+    sizes = {"tflm_runtime_and_kernels": 0, "frontend": 0}
+    pattern = r"^ (\.(?:text|rodata|data)\S*)\s*\n?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)"
+    for match in re.finditer(pattern, text, flags=re.M):
+        obj = match.group(3)
+        if "/lib-" not in obj:  # the image's own objects: harness, glue, kws_core, model, newlib
+            continue
+        part = "frontend" if "microfrontend" in obj or "kissfft" in obj else "tflm_runtime_and_kernels"
+        sizes[part] += int(match.group(2), 16)
+    return sizes
 
 
 def write_clips(path: Path, clips: np.ndarray) -> None:
@@ -298,7 +311,8 @@ def measure(model_path: str | Path, library_path: str | Path, clips: np.ndarray,
         "agreement": agreement(run, host_windows, host_outputs),
         "instructions": instruction_summary(run, tflite, config.recognizer.inference_every_strides,
                                             board.clock_hz, board.cycles_per_instruction),
-        "memory": {**run.facts, "arena_bytes": _header_value(model_dir.path, "KWS_ARENA_SIZE")},
+        "memory": {**run.facts, "arena_bytes": _header_value(model_dir.path, "KWS_ARENA_SIZE"),
+                   "code_bytes": code_bytes(image.with_suffix(".map"))},
     }
 
 

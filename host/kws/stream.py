@@ -23,6 +23,19 @@ DRAIN_TIMEOUT_S = 60.0  # a slow board may still be working through --fast audio
 TRAILING_SILENCE_S = 1.5
 
 
+def detection_line(event: Message) -> str:
+    """How a DET is printed: stream time in seconds, label, score."""
+    return f"{event.get_int('t_ms') / 1000:9.2f} s  {event.fields['label']:<10} score {event.get_int('score')}"
+
+
+def parse_detection_line(line: str) -> tuple[int, str] | None:
+    """(t_ms, label) of a line that `detection_line` printed; None for any other line."""
+    fields = line.split()
+    if len(fields) == 5 and fields[1] == "s" and fields[3] == "score":
+        return round(float(fields[0]) * 1000), fields[2]
+    return None
+
+
 class Streamer:
     """Sends AUDIO frames and reports the board's detections as they arrive."""
 
@@ -37,8 +50,7 @@ class Streamer:
             return
         if event.tag == "DET":
             self.detections.append(event)
-            print(f"{event.get_int('t_ms') / 1000:9.2f} s  {event.fields['label']:<10} score {event.get_int('score')}",
-                  file=self.out, flush=True)
+            print(detection_line(event), file=self.out, flush=True)
         elif event.tag in ("ERR", "MODE"):
             print(" ".join([event.tag, *(f"{key}={value}" for key, value in event.fields.items())]), file=self.out,
                   flush=True)
