@@ -14,13 +14,13 @@ from pathlib import Path
 
 from kws import data, keyword_check
 from kws.evaluate import ModelDir
-from kws.paths import REPO_ROOT
+from kws.paths import DEFAULT_MODEL
 from kws.sim import VirtualBoard
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(REPO_ROOT / "models" / "speech_commands_12"), help="model folder")
+    parser.add_argument("--model", default=str(DEFAULT_MODEL), help="model folder")
     parser.add_argument("--data", required=True, help="labelled clips of speakers the model did not train on")
     parser.add_argument("--split", default="heldout", help="which of the folder's clips (see kws eval --help)")
     parser.add_argument("--per-keyword", type=int, default=2, help="clips of each keyword")

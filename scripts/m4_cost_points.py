@@ -29,10 +29,9 @@ from kws.export import export
 from kws.features import to_float
 from kws.firmware import board_build_flags
 from kws.models import CANDIDATES, build
-from kws.paths import REPO_ROOT, TFLM_LIBRARY
+from kws.paths import DEFAULT_MODEL, TFLM_LIBRARY
 
 CLIPS = 3
-DEFAULT_MODEL = REPO_ROOT / "models" / "speech_commands_12"
 TERM_COLUMNS = {"per_mac": "macs", "per_patch": "patch_elements", "per_output_block": "output_blocks",
                 "per_input": "input_elements", "per_output": "output_elements"}
 # Shapes measured beside the candidates, so that each layer kind has points of several sizes to fit and check.

@@ -13,9 +13,7 @@ from pathlib import Path
 from kws import __version__, cache_dir
 from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
 from kws.firmware import board_build_flags
-from kws.paths import REPO_ROOT, TFLM_LIBRARY
-
-DEFAULT_MODEL = REPO_ROOT / "models" / "speech_commands_12"  # what `pio run` builds: the shipped default
+from kws.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:

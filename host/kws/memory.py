@@ -2,9 +2,11 @@
 
 The model's own parts are exact (the flatbuffer is the C array compiled in; the arena is KWS_ARENA_SIZE from the
 export). Measured by `kws m4` (the firmware's feature provider and model runner linked with the pinned library at
--Os, GCC 12.2; the board's GCC 7.2 may differ by some percent): the TFLM runtime with the CMSIS-NN kernels of the
-default model's ops (from the link map) and the microfrontend's code and heap state. Everything else is an estimate
-until the firmware is built (`pio run` prints the real totals):
+-Os, GCC 12.2; the board's GCC 7.2 may differ by some percent) and read from m4_measurement.json: the TFLM runtime
+with the CMSIS-NN kernels of the model's ops and the microfrontend's code (from the link map), and the
+microfrontend's heap state. A model without a measurement of its own gets the default model's figures as
+estimates, plus a guess for each kernel the default does not use. Everything else is an estimate until the
+firmware is built (`pio run` prints the real totals):
 
 - flash: the Arduino mbed core (mbed OS, USB serial) as a blank sketch for the Nano 33 BLE links it, a kernel per
   op beyond the measured set, the PDM library, and our code (kws_core 2.9 KB of .text, `make -C firmware/test
@@ -26,21 +28,13 @@ from kws.firmware import constant
 ESTIMATE_UNCERTAINTY = 0.5
 
 MBED_CORE_FLASH = 82 * 1024  # a blank sketch with the Arduino mbed core for the Nano 33 BLE
-# TFLM runtime (interpreter, allocator, flatbuffer reader) with the CMSIS-NN kernels of these ops: the check image's
-# link map (kws m4, speech_commands_12).
-MEASURED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "SOFTMAX"})
-TFLM_WITH_MEASURED_OPS_FLASH = 57_889
+# A kernel the measured model does not link (guesses).
 KERNEL_FLASH = {"AVERAGE_POOL_2D": 4 * 1024, "MAX_POOL_2D": 4 * 1024, "MEAN": 6 * 1024, "SQUEEZE": 1024}
 OTHER_KERNEL_FLASH = 5 * 1024
-FRONTEND_FLASH = 8_252  # microfrontend + kiss_fft + its tables, the same link map
 PDM_FLASH = 5 * 1024
 PROJECT_FLASH = 8 * 1024  # kws_core (2.9 KB measured) + the Arduino glue
 
 MBED_CORE_RAM = 44 * 1024  # a blank sketch's globals with the Arduino mbed core, its 32 KB main-thread stack included
-# The microfrontend's heap after FrontendPopulateState (kws m4: mallinfo), 30 ms window, 40 channels: window, FFT and
-# filterbank buffers plus noise-reduction/PCAN state; the 512-point FFT buffers dominate and do not grow with the
-# channel count, so one figure serves every front-end config within the ±50% stated.
-FRONTEND_STATE_BYTES = 11_164
 
 
 def audio_buffer_bytes() -> tuple[int, int]:
@@ -50,15 +44,21 @@ def audio_buffer_bytes() -> tuple[int, int]:
     return 2 * microphone, 2 * constant("src/host_stream.cpp", "kRingSamples")
 
 
-def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str]) -> dict:
-    """Flash and RAM parts (exact or estimated), totals, and the checks against the board and the targets."""
-    extra_kernels = {op: KERNEL_FLASH.get(op, OTHER_KERNEL_FLASH) for op in ops if op not in MEASURED_OPS}
+def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str], measurement: dict,
+           own_measurement: bool) -> dict:
+    """Flash and RAM parts (exact, measured or estimated), totals, and the checks against the board and the targets.
+
+    `measurement` is a `kws m4` measurement: the model's own (`own_measurement`), or the default model's, whose
+    figures are then estimates for this one."""
+    measured_ops = sorted({layer["op"] for layer in measurement["instructions"]["layers"]})
+    code, source = measurement["memory"]["code_bytes"], "measured" if own_measurement else "as the default model's"
+    extra_kernels = {op: KERNEL_FLASH.get(op, OTHER_KERNEL_FLASH) for op in ops if op not in measured_ops}
     flash = [
         {"part": "model flatbuffer (model_data.cc)", "bytes": tflite_bytes, "estimate": False},
         {"part": "Arduino mbed core (blank sketch)", "bytes": MBED_CORE_FLASH, "estimate": True},
-        {"part": f"TFLM runtime + CMSIS-NN kernels ({', '.join(sorted(MEASURED_OPS))}), measured",
-         "bytes": TFLM_WITH_MEASURED_OPS_FLASH, "estimate": False},
-        {"part": "microfrontend + FFT, measured", "bytes": FRONTEND_FLASH, "estimate": False},
+        {"part": f"TFLM runtime + CMSIS-NN kernels ({', '.join(measured_ops)}), {source}",
+         "bytes": code["tflm_runtime_and_kernels"], "estimate": not own_measurement},
+        {"part": f"microfrontend + FFT, {source}", "bytes": code["frontend"], "estimate": not own_measurement},
         *([{"part": f"more CMSIS-NN kernels ({', '.join(extra_kernels)})", "bytes": sum(extra_kernels.values()),
              "estimate": True}] if extra_kernels else []),
         {"part": "PDM library", "bytes": PDM_FLASH, "estimate": True},
@@ -72,7 +72,8 @@ def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str]) 
         {"part": "host-stream ring", "bytes": host_ring_bytes, "estimate": False},
         {"part": f"int8 feature window ({config.num_slices}x{config.frontend.channels})", "bytes": window,
          "estimate": False},
-        {"part": "microfrontend state (heap), measured", "bytes": FRONTEND_STATE_BYTES, "estimate": False},
+        {"part": f"microfrontend state (heap), {source}", "bytes": measurement["memory"]["frontend_heap_bytes"],
+         "estimate": not own_measurement},
         {"part": "Arduino mbed core (blank sketch, with the 32 KB main-thread stack)", "bytes": MBED_CORE_RAM,
          "estimate": True},
     ]

@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The shipped default model: what `pio run` builds (platformio.ini's custom_kws_model) and the tools' default.
+DEFAULT_MODEL = REPO_ROOT / "models" / "speech_commands_12"
 # Where `pio pkg install -e nano33ble` puts the pinned TFLM Arduino library (platformio.ini's lib_deps); ignored by git.
 TFLM_LIBRARY = REPO_ROOT / ".pio" / "libdeps" / "nano33ble" / "Chirale_TensorFLowLite"
 

@@ -259,12 +259,19 @@ def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
 
 
 def memory_budget(model_dir: ModelDir) -> dict:
+    from kws.m4 import M4Error, load_measurement
     from kws.memory import budget
+    from kws.paths import DEFAULT_MODEL
     from kws.runtime import model_ops
 
     card = _card(model_dir)
     arena = card.get("sizes", {}).get("arena_bytes") or _arena_define(model_dir)
-    return budget(model_dir.config, len(model_dir.tflite), arena, model_ops(model_dir.tflite))
+    own = load_measurement(model_dir.path)
+    measurement = own or load_measurement(DEFAULT_MODEL)
+    if measurement is None:
+        raise M4Error(f"neither {model_dir.path} nor {DEFAULT_MODEL} has an m4_measurement.json: run kws m4 --save")
+    return budget(model_dir.config, len(model_dir.tflite), arena, model_ops(model_dir.tflite), measurement,
+                  own is not None)
 
 
 def _arena_define(model_dir: ModelDir) -> int:
