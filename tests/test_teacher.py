@@ -243,8 +243,12 @@ def test_unlabeled_speech_is_cut_into_clips_and_labelled_by_the_teacher(distil_c
     long = np.concatenate([clips[0], clips[1], clips[2], clips[3][:9000]])  # 3 windows and a part over half a clip
     audio.write_wav(folder / "long.wav", long, 16000)
     audio.write_wav(folder / "short.wav", clips[0][:8000], 16000)
+    # a validation speaker's clip is held back: calibrate and report play it as unseen non-keyword speech
+    assert data.speaker_split("heard", config.split) == "validation"
+    audio.write_wav(folder / "heard_nohash_0.wav", clips[1], 16000)
     split = data.load_unlabeled(config, [tmp_path / "speech"], [])
     assert len(split.audio) == 5 and set(split.targets) == {-1}
+    assert all(data.speaker_of(path) != "heard" for path in split.paths)
     np.testing.assert_array_equal(split.audio[1], clips[1])
     teacher = Teacher(config)
     result = data.features(config, [synth_data], cache_dir=tmp_path / "cache", unlabeled=[tmp_path / "speech"],

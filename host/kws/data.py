@@ -210,12 +210,19 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
 def load_unlabeled(config: Config, folders: list[str | Path], skipped: list[str]) -> Split:
     """Every WAV below the folders (or the files given) as one-clip windows with target -1: a clip of up to one clip
     length is padded to it, a longer recording cut into consecutive windows (a last part shorter than half a clip is
-    dropped). Unreadable files are named in `skipped`."""
+    dropped). Unreadable files are named in `skipped`.
+
+    Only speakers whom the config's speaker split puts in training are used: `kws calibrate` and `kws report` play
+    the other speakers of the same folders (`--other-words`) as unseen non-keyword speech."""
     split = Split()
+    held_back = 0
     for folder in map(Path, folders):
         if not folder.exists():
             raise DataError(f"{folder}: unlabeled speech folder not found")
         for path in sorted(folder.rglob("*.wav")) if folder.is_dir() else [folder]:
+            if speaker_split(speaker_of(path), config.split) != "train":
+                held_back += 1
+                continue
             samples = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
             if samples is None:
                 continue
@@ -225,6 +232,8 @@ def load_unlabeled(config: Config, folders: list[str | Path], skipped: list[str]
                 split.paths.append(path if len(starts) == 1 else Path(f"{path}#{start // length}"))
                 split.targets.append(-1)
                 split.audio.append(audio.fit_length(samples[start:start + length], length))
+    if held_back:
+        print(f"unlabeled speech: {held_back} files of validation/test speakers held back", file=sys.stderr)
     return split
 
 
@@ -480,7 +489,8 @@ def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path]
     parts = [config.digest("keywords", "split", "audio", "frontend", "augment"), config.training.seed, files,
              [str(Path(source).resolve()) for source in train_only]]
     if unlabeled:  # (only then: the keys of caches made before unlabeled speech existed stay valid)
-        parts.append([str(Path(source).resolve()) for source in unlabeled])
+        # "train speakers": unlabeled speech of validation/test speakers is held back (caches from before kept it)
+        parts.append([str(Path(source).resolve()) for source in unlabeled] + ["train speakers"])
     payload = json.dumps(parts)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
