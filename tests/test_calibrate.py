@@ -81,6 +81,7 @@ def test_per_keyword_thresholds_hear_a_quiet_keyword_and_reject_a_confusable_wor
     summary = streaming.operating_summary(keyword, non_keyword, config.labels)
     causes = {(c["heard"], c["detected"]) for c in summary["false_accepts_by_cause"]}
     assert causes == {("unknown", "yes"), ("bird", "yes")}
+    assert summary["false_accept_clips"] == summary["distinct_clips"] == 12  # every unknown and bird clip, replayed
     assert summary["per_keyword"]["no"]["delay_ms_median"] is not None
 
 

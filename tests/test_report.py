@@ -96,6 +96,22 @@ def test_false_accepts_are_counted_at_known_times(config):
     assert outcome.hits == len(keywords.events) - said_yes
 
 
+def test_false_accepts_of_one_replayed_clip_widen_the_interval():
+    # 30 false accepts in 4 h: spread over 30 of 300 clips they are 30 pieces of evidence and the Poisson interval
+    # holds; all from one clip replayed 30 times they are one, and another set of speakers may have none or several.
+    from collections import Counter
+
+    spread = streaming.Outcome(hours=4.0, false_accepts=Counter(unknown_word=30), clips=300,
+                               clip_false_accepts=Counter({("non-keywords", i): 1 for i in range(30)}))
+    clustered = streaming.Outcome(hours=4.0, false_accepts=Counter(unknown_word=30), clips=300,
+                                  clip_false_accepts=Counter({("non-keywords", 7): 30}))
+    poisson = streaming.poisson_rate_interval(30, 4.0)
+    assert np.allclose(spread.fa_per_hour_interval(), poisson, rtol=0.05)
+    low, high = clustered.fa_per_hour_interval()
+    assert low == 0.0 and high >= 2 * poisson[1]
+    assert streaming.Outcome(hours=4.0, clips=300).fa_per_hour_interval() == streaming.poisson_rate_interval(0, 4.0)
+
+
 def test_operating_point_takes_misses_from_keywords_and_false_accepts_from_the_rest(config):
     streams = _streams(config)
     keywords, others = streams

@@ -437,8 +437,9 @@ def summary_text(record: dict) -> str:
         f"{k} FRR {v['frr']:.2f} delay {_ms(v['delay_ms_median'])}" for k, v in held["per_keyword"].items())]
     causes = held["false_accepts_by_cause"][:8]
     if causes:
-        lines.append("  held-out false accepts by cause: " + ", ".join(
-            f"{c['heard']} -> {c['detected']} x{c['count']}" for c in causes))
+        lines.append(f"  held-out false accepts by cause ({held['false_accept_clips']} of {held['distinct_clips']} "
+                     "distinct clips, each replayed): " + ", ".join(
+                         f"{c['heard']} -> {c['detected']} x{c['count']}" for c in causes))
     return "\n".join(lines)
 
 

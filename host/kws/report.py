@@ -552,7 +552,10 @@ def markdown(m: dict) -> str:
     lines += ["", f"**Operating point**: false-reject rate {_fmt(op['frr'])} ({_ci(op['frr_ci95'])}) on the keyword "
               f"stream, where detecting the wrong keyword counts as a miss; {_fmt(op['fa_per_hour'])} false accepts "
               f"per hour ({_ci(op['fa_per_hour_ci95'])}) on the non-keyword stream (other speech and noise, "
-              f"{op['hours'] * 60:.1f} min). The keyword stream's own false accepts: {own['count']} "
+              f"{op['hours'] * 60:.1f} min), caused by {op['false_accept_clips']} of its {op['distinct_clips']} "
+              "distinct clips (each is replayed many times, so the interval is the wider of the exact Poisson one and "
+              "a bootstrap over the clips). The keyword stream's own false accepts: "
+              f"{own['count']} "
               f"({_fmt(own['per_keyword'])} per keyword spoken"
               + (f"; {', '.join(f'{k} {v}' for k, v in own['by_kind'].items())}" if own["by_kind"] else "") + ").",
               "", "Per keyword: " + ", ".join(f"{k} {v['detected']}/{v['inserted']}"

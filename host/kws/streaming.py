@@ -60,6 +60,7 @@ class Event:
     start_ms: int
     end_ms: int
     word: str = ""  # what was said (the clip's folder), to name the cause of a false accept
+    clip: int = -1  # which of the stream's distinct clips (its pool) this is: a replayed clip is the same evidence
 
 
 class BackgroundNoise:
@@ -178,6 +179,9 @@ class Outcome:
     per_label: dict[int, list[int]] = field(default_factory=dict)  # label -> [inserted, hit]
     label_delays: dict[int, list[int]] = field(default_factory=dict)  # label -> delays of its hits
     causes: Counter = field(default_factory=Counter)  # (what was there: a word or "noise", label detected) -> count
+    # False accepts per distinct clip that caused them, keyed (stream name, clip); background ones are not here
+    clip_false_accepts: Counter = field(default_factory=Counter)
+    clips: int = 0  # distinct clips the streams' events were drawn from
 
     @property
     def false_accept_count(self) -> int:
@@ -193,7 +197,7 @@ class Outcome:
 
     def summary(self, labels: Sequence[str]) -> dict:
         """The counts and rates as JSON-able numbers, with 95% intervals (Wilson for the false-reject rate, exact
-        Poisson for false accepts per hour: a short stream bounds a low rate only loosely)."""
+        Poisson widened by the clips for false accepts per hour: `fa_per_hour_interval`)."""
         from kws.evaluate import wilson_interval
 
         delays = np.array(self.delays_ms, np.float64)
@@ -204,7 +208,8 @@ class Outcome:
             "frr_ci95": wilson_interval(misses, self.keywords),
             "false_accepts": self.false_accept_count, "false_accepts_by_kind": dict(sorted(self.false_accepts.items())),
             "fa_per_hour": round(self.fa_per_hour, 3) if self.hours else None,
-            "fa_per_hour_ci95": poisson_rate_interval(self.false_accept_count, self.hours),
+            "fa_per_hour_ci95": self.fa_per_hour_interval(),
+            "false_accept_clips": len(self.clip_false_accepts), "distinct_clips": self.clips,
             "delay_ms": {"median": float(np.median(delays)) if len(delays) else None,
                          "p90": float(np.percentile(delays, 90)) if len(delays) else None, "hits": len(delays)},
             "per_keyword": {labels[label]: {"inserted": inserted, "detected": hit,
@@ -217,6 +222,21 @@ class Outcome:
                                                                            key=lambda item: (-item[1], item[0]))],
         }
 
+    def fa_per_hour_interval(self, resamples: int = 2000) -> list[float] | None:
+        """95% interval of false accepts per hour: the wider, at each end, of the exact Poisson interval (which
+        bounds a rate from few events, zero included) and a bootstrap over the distinct clips. A stream replays each
+        clip many times, so false accepts come in clusters (one speaker's "wow" heard as "down" at every replay):
+        counted as independent events they would give an interval far too narrow for another set of speakers."""
+        poisson = poisson_rate_interval(self.false_accept_count, self.hours)
+        if poisson is None or not self.clip_false_accepts or self.clips < 2:
+            return poisson
+        per_clip = np.zeros(max(self.clips, len(self.clip_false_accepts)), np.int64)
+        per_clip[:len(self.clip_false_accepts)] = list(self.clip_false_accepts.values())
+        background = self.false_accepts["background"]
+        draws = np.random.default_rng(0).choice(per_clip, size=(resamples, len(per_clip))).sum(axis=1) + background
+        low, high = np.percentile(draws, [2.5, 97.5]) / self.hours
+        return [round(min(poisson[0], float(low)), 3), round(max(poisson[1], float(high)), 3)]
+
     def __add__(self, other: Outcome) -> Outcome:
         per_label = {label: [a + b for a, b in zip(self.per_label.get(label, [0, 0]), other.per_label.get(label, [0, 0]),
                                                    strict=True)]
@@ -225,7 +245,8 @@ class Outcome:
                         for label in {*self.label_delays, *other.label_delays}}
         return Outcome(self.hours + other.hours, self.keywords + other.keywords, self.hits + other.hits,
                        self.false_accepts + other.false_accepts, self.delays_ms + other.delays_ms, per_label,
-                       label_delays, self.causes + other.causes)
+                       label_delays, self.causes + other.causes, self.clip_false_accepts + other.clip_false_accepts,
+                       self.clips + other.clips)
 
 
 def _delays(delays: Sequence[int]) -> dict:
@@ -308,7 +329,7 @@ def build_stream(name: str, clips: Sequence[np.ndarray], labels: Sequence[int], 
         start_ms, end_ms = voiced_span(clip, sample_rate)
         offset_ms = position * 1000 // sample_rate
         events.append(Event(int(labels[index]), offset_ms + start_ms, offset_ms + end_ms,
-                            words[index] if words is not None else ""))
+                            words[index] if words is not None else "", int(index)))
         position += len(clip) + round(rng.uniform(min_gap_s, max_gap_s) * sample_rate)
     loop, offset = BackgroundNoise(noise).draw(rng) if snr_db is not None else (None, 0)
     gain = snr_gain(speech_rms, 1.0, snr_db) if snr_db is not None else 0.0
@@ -382,7 +403,7 @@ def match(stream: Stream, detections: Sequence[core.Detection], keyword_labels: 
     events = stream.events
     starts = np.array([event.start_ms for event in events], np.int64)
     hit = [False] * len(events)
-    outcome = Outcome(hours=stream.hours)
+    outcome = Outcome(hours=stream.hours, clips=stream.pool)
     for event in events:
         if event.label in keyword_labels:
             outcome.keywords += 1
@@ -417,6 +438,8 @@ def match(stream: Stream, detections: Sequence[core.Detection], keyword_labels: 
         cause = next((events[i] for i in near if events[i].label in keyword_labels), events[near[0]]) if near else None
         heard = "noise" if cause is None else (cause.word or f"label {cause.label}")
         outcome.causes[(heard, detection.label_index)] += 1
+        if cause is not None:
+            outcome.clip_false_accepts[(stream.name, cause.clip)] += 1
     return outcome
 
 
@@ -440,7 +463,7 @@ def operating_summary(keyword: Outcome, non_keyword: Outcome, labels: Sequence[s
     negative = non_keyword.summary(labels)
     own_causes = summary["false_accepts_by_cause"]
     for key in ("hours", "false_accepts", "false_accepts_by_kind", "fa_per_hour", "fa_per_hour_ci95",
-                "false_accepts_by_cause"):
+                "false_accepts_by_cause", "false_accept_clips", "distinct_clips"):
         summary[key] = negative[key]
     summary["keyword_stream_false_accepts"] = {
         "count": keyword.false_accept_count, "by_kind": dict(sorted(keyword.false_accepts.items())),
