@@ -85,6 +85,22 @@ def test_per_keyword_thresholds_hear_a_quiet_keyword_and_reject_a_confusable_wor
     assert summary["per_keyword"]["no"]["delay_ms_median"] is not None
 
 
+def test_a_spread_holds_the_keywords_near_one_threshold(config):
+    # The levels of the test above: a shared threshold (spread 0) can keep the confusions out only by missing "no";
+    # with each keyword 1 grid step (10 points) from the shared one, "yes" >= 170 and "no" <= 140 are still too far
+    # apart; with 2 steps they are not.
+    rng = np.random.default_rng(3)
+    noise = data.generated_noise(SR, rng, seconds=5)
+    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
+    traces = _traces(config, streams, {"yes": 230, "no": 150, "confusion": 170})
+    keyword_ids = [config.labels.index(w) for w in ("yes", "no")]
+    for spread, frr in ((0, 0.5), (1, 0.5), (2, 0.0)):
+        fitted = calibrate.fit(streams, traces, config, (1.0,), spread)[0][1.0]
+        yes, no = (fitted.setting.thresholds[k] for k in keyword_ids)
+        assert fitted.met_target and abs(yes - no) <= 2 * 10 * spread
+        assert fitted.keyword.frr == pytest.approx(frr, abs=0.02)
+
+
 def test_no_keyword_is_silenced_to_meet_the_false_accept_target(config):
     # Other words score as "yes" at 240, above "yes" itself (230): only a threshold above 240 keeps them out. The
     # fit used to break that tie with 255, a "yes" that can never be detected; every threshold it offers now is one

@@ -250,26 +250,33 @@ def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace
             for row, k in enumerate(keyword_ids)}
 
 
-def _candidates(misses: np.ndarray, false_accepts: np.ndarray, budget: float) -> list[tuple[int, ...]]:
+def _candidates(misses: np.ndarray, false_accepts: np.ndarray, budget: float,
+                spread: int | None = None) -> list[tuple[int, ...]]:
     """Per-keyword threshold columns from the Lagrangian sweep whose summed false accepts fit `budget`, fewest
-    summed misses first; if none fits, the one with the fewest false accepts."""
+    summed misses first; if none fits, the one with the fewest false accepts. `spread`: every keyword's threshold
+    within that many grid steps of a shared one (0: one threshold for all; None: free)."""
     found = {}
-    order = np.arange(len(THRESHOLDS))[::-1]  # ties go to the higher threshold
-    for price in PRICES:
-        cost = (misses + price * false_accepts)[:, order]
-        columns = tuple(int(order[j]) for j in np.argmin(cost, axis=1))
-        rows = range(len(columns))
-        found[columns] = (sum(misses[r, c] for r, c in zip(rows, columns, strict=True)),
-                          sum(false_accepts[r, c] for r, c in zip(rows, columns, strict=True)))
+    count = len(THRESHOLDS)
+    ranges = [(0, count - 1)] if spread is None else [(max(0, c - spread), min(count - 1, c + spread))
+                                                      for c in range(count)]
+    for low, high in ranges:
+        order = np.arange(low, high + 1)[::-1]  # ties go to the higher threshold
+        for price in PRICES:
+            cost = (misses + price * false_accepts)[:, order]
+            columns = tuple(int(order[j]) for j in np.argmin(cost, axis=1))
+            rows = range(len(columns))
+            found[columns] = (sum(misses[r, c] for r, c in zip(rows, columns, strict=True)),
+                              sum(false_accepts[r, c] for r, c in zip(rows, columns, strict=True)))
     ranked = sorted(found, key=lambda c: (found[c][0], found[c][1]))
     fitting = [c for c in ranked if found[c][1] <= budget]
     return fitting or [min(found, key=lambda c: (found[c][1], found[c][0]))]
 
 
 def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
-        targets: tuple[float, ...]) -> tuple[dict[float, Fitted], dict[float, dict[int, Fitted]], int]:
+        targets: tuple[float, ...], spread: int | None = None
+        ) -> tuple[dict[float, Fitted], dict[float, dict[int, Fitted]], int]:
     """For each target: the best setting over the grid, and the best at each averaging window; and how many grid
-    points were searched."""
+    points were searched. `spread`: as `_candidates` (scripts/calibration_spread.py compares them held out)."""
     labels = config.labels
     keyword_ids = [i for i, label in enumerate(labels) if label in config.keywords.words]
     hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
@@ -289,7 +296,7 @@ def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: 
                 points += 1
                 for target in targets:
                     fitted = None
-                    for columns in _candidates(misses, false_accepts, target * hours)[:JOINT_TRIES]:
+                    for columns in _candidates(misses, false_accepts, target * hours, spread)[:JOINT_TRIES]:
                         thresholds = [config.recognizer.threshold] * len(labels)
                         for k, column in zip(keyword_ids, columns, strict=True):
                             # A keyword the calibration streams never say has nothing to fit: it keeps the default.
@@ -339,16 +346,23 @@ def apply(model_dir: ModelDir, setting: streaming.Setting, record: dict) -> None
     update_card(model_dir.path, {"recognizer": record}, record["command"])
 
 
-def run(model: str, sources: list[str], noise: list[str], target: float | None, minutes: float,
-        snr_db: float | None, backend: str, split: str, seed: int = 0, command: str = "",
-        other_word_folders: list[str] | None = None) -> int:
-    """`kws calibrate`; returns the exit status."""
-    model_dir = ModelDir(model)
+@dataclass
+class Streams:
+    """The calibration and held-out streams of one model and their model traces, and what they were built from."""
+
+    clips: data.Clips
+    others: list[tuple[np.ndarray, str, str]]
+    background: list[report.NoiseSource]
+    calibration: Half
+    heldout: Half
+    how: str  # the halves are cut by "speakers" or "clips"
+    sets: dict[str, tuple[list[streaming.Stream], list[streaming.Trace]]]  # "calibration"/"heldout" -> streams, traces
+
+
+def build_streams(model_dir: ModelDir, sources: list[str], noise: list[str], minutes: float, snr_db: float | None,
+                  backend: str, split: str, seed: int = 0, other_word_folders: list[str] | None = None) -> Streams:
+    """The two halves' streams (`split_halves`, `half_streams`) and the model's scores over each."""
     config = model_dir.config
-    labels = config.labels
-    target = config.recognizer.false_accepts_per_hour if target is None else target
-    if target <= 0:
-        raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
     clips = data.select_clips(config, sources, split)
     skipped: list[str] = []
     others = other_words(config, other_word_folders or [], skipped, data.SPLIT_CHOICES[split])
@@ -366,6 +380,22 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
     for name, half, stream_seed in (("calibration", calibration, seed), ("heldout", heldout, seed + HELDOUT_SEED)):
         streams = half_streams(config, half, recordings, minutes, snr_db, stream_seed)
         sets[name] = (streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams])
+    return Streams(clips, others, background, calibration, heldout, how, sets)
+
+
+def run(model: str, sources: list[str], noise: list[str], target: float | None, minutes: float,
+        snr_db: float | None, backend: str, split: str, seed: int = 0, command: str = "",
+        other_word_folders: list[str] | None = None) -> int:
+    """`kws calibrate`; returns the exit status."""
+    model_dir = ModelDir(model)
+    config = model_dir.config
+    labels = config.labels
+    target = config.recognizer.false_accepts_per_hour if target is None else target
+    if target <= 0:
+        raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
+    built = build_streams(model_dir, sources, noise, minutes, snr_db, backend, split, seed, other_word_folders)
+    clips, others, background, sets = built.clips, built.others, built.background, built.sets
+    calibration, heldout, how = built.calibration, built.heldout, built.how
     targets = tuple(dict.fromkeys((target, *REPORTED_TARGETS)))
     best, per_window, points = fit(*sets["calibration"], config, targets)
 
