@@ -150,6 +150,7 @@ def test_float_and_int8_teacher_agree(stand_in: dict[str, Path]) -> None:
     ({"frontend": "mel_db"}, "unknown teacher front end (known: mlperf_mfcc)"),
     ({"temperature": 0}, "'teacher.temperature' = 0.0"),
     ({"alpha": 1.5}, "'teacher.alpha' = 1.5"),
+    ({"alpha_when_wrong": -0.1}, "'teacher.alpha_when_wrong' = -0.1"),
 ])
 def test_config_refuses_a_teacher_that_does_not_fit(teacher: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=None) as error:
@@ -273,6 +274,13 @@ def test_distillation_loss() -> None:
     worse = distillation_loss(3.0, 1.0)(tf.constant(np.concatenate([hard, soften(other, 3.0)], axis=1)),
                                         tf.constant(student)).numpy()
     assert np.all(worse > 0)
+    # Where the teacher's top class is not the label (row 0: label 0, teacher says 1), alpha_when_wrong weighs it;
+    # where it agrees, or there is no label (row 1), alpha does.
+    packed = tf.constant(np.concatenate([hard, soften(other, 3.0)], axis=1))
+    kl = distillation_loss(3.0, 1.0)(packed, tf.constant(student)).numpy()
+    ce = distillation_loss(3.0, 0.0)(packed, tf.constant(student)).numpy()
+    trusting_less = distillation_loss(3.0, 0.8, alpha_when_wrong=0.25)(packed, tf.constant(student)).numpy()
+    np.testing.assert_allclose(trusting_less, [0.25 * kl[0] + 0.75 * ce[0], 0.8 * kl[1]], rtol=1e-5)
     metric = hard_accuracy()
     metric.update_state(tf.constant(np.concatenate([hard, soft], axis=1)), tf.constant(student))
     assert float(metric.result()) == 1.0  # only the labelled row counts

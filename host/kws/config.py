@@ -167,6 +167,9 @@ class Teacher:
     labels: tuple[str, ...] = ()
     temperature: float = 3.0  # both distributions are softened by it in the soft loss
     alpha: float = 0.8  # loss = alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy(hard label)
+    # alpha where the teacher's top class is not the clip's label (how far to trust it on a copy it gets wrong,
+    # e.g. a keyword drowned by augmentation that it calls "unknown"); None: alpha everywhere
+    alpha_when_wrong: float | None = None
     batch_size: int = 256  # clips per teacher run (memory is bounded by it)
 
     @property
@@ -343,7 +346,11 @@ def _convert(hint: object, value: object, key: str) -> object:
             raise ConfigError(f"'{key}' must have {len(args)} items, got {value!r}")
         return tuple(_convert(arg, item, f"{key}[{i}]") for i, (arg, item) in enumerate(zip(args, value, strict=True)))
     if origin in (typing.Union, types.UnionType):
-        raise AssertionError(f"config field {key} has an unsupported type")
+        # TOML has no null: `X | None` is X when the key is given and the default (None) when it is left out
+        present = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(present) != 1:
+            raise AssertionError(f"config field {key} has an unsupported type")
+        return _convert(present[0], value, key)
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"'{key}' must be true or false, got {value!r}")
@@ -451,6 +458,8 @@ def _check_teacher(config: Config, require: typing.Callable[[bool, str, object, 
             f"unknown teacher front end (known: {', '.join(FRONTENDS)})")
     require(teacher.temperature > 0, "teacher.temperature", teacher.temperature, "must be positive")
     require(0.0 <= teacher.alpha <= 1.0, "teacher.alpha", teacher.alpha, "must be 0..1 (the soft loss's weight)")
+    require(teacher.alpha_when_wrong is None or 0.0 <= teacher.alpha_when_wrong <= 1.0, "teacher.alpha_when_wrong",
+            teacher.alpha_when_wrong, "must be 0..1 (the soft loss's weight where the teacher is wrong)")
     require(teacher.batch_size >= 1, "teacher.batch_size", teacher.batch_size, "must be positive")
     mapped = [TEACHER_LABEL_ALIASES.get(label, label) for label in teacher.labels]
     require(len(mapped) > 0, "teacher.labels", list(teacher.labels), "name the teacher's outputs in order")

@@ -104,7 +104,7 @@ def teacher_summary(config: Config, data: Features) -> dict:
     top, hard = data.soft["train"].argmax(axis=1), data.targets["train"]
     keyword = hard >= config.labels.index(config.keywords.words[0])
     summary = {"model": teacher.model, "md5": md5(path), "frontend": teacher.frontend,
-               "temperature": teacher.temperature, "alpha": teacher.alpha,
+               "temperature": teacher.temperature, "alpha": teacher.alpha, "alpha_when_wrong": teacher.alpha_when_wrong,
                "agrees_with_hard_labels": round(float(np.mean(top == hard)), 4),
                "keyword_examples_called_unknown": round(float(np.mean(top[keyword] == config.labels.index("unknown"))), 4)
                if "unknown" in config.labels and keyword.any() else None}
@@ -114,10 +114,12 @@ def teacher_summary(config: Config, data: Features) -> dict:
     return summary
 
 
-def distillation_loss(temperature: float, alpha: float):  # noqa: ANN201 - a Keras loss function
+def distillation_loss(temperature: float, alpha: float, alpha_when_wrong: float | None = None):  # noqa: ANN201
     """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy(hard class) (Hinton et al. 2015), on
-    targets packed as [hard class, soft targets at T...]; a row without a class (-1) has the soft term only. The
-    student ends in a softmax, so its logits are log p up to a constant: student_T = softmax(log p / T)."""
+    targets packed as [hard class, soft targets at T...]; a row without a class (-1) has the soft term only. A
+    labelled row whose teacher's top class is not its class takes `alpha_when_wrong` instead (None: alpha). The
+    student ends in a softmax, so its logits are log p up to a constant: student_T = softmax(log p / T). (A Keras
+    loss function.)"""
     import tensorflow as tf
 
     def loss(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
@@ -127,7 +129,11 @@ def distillation_loss(temperature: float, alpha: float):  # noqa: ANN201 - a Ker
         kl = tf.reduce_sum(soft * (tf.math.log(tf.maximum(soft, 1e-7)) - student), axis=1)
         labelled = hard >= 0
         ce = -tf.gather(log_p, tf.maximum(hard, 0), batch_dims=1) * tf.cast(labelled, y_pred.dtype)
-        return alpha * temperature**2 * kl + (1 - alpha) * ce
+        weight = tf.fill(tf.shape(hard), tf.constant(alpha, y_pred.dtype))
+        if alpha_when_wrong is not None:
+            wrong = labelled & tf.not_equal(tf.argmax(soft, axis=1, output_type=tf.int32), hard)
+            weight = tf.where(wrong, tf.constant(alpha_when_wrong, y_pred.dtype), weight)
+        return weight * temperature**2 * kl + (1 - weight) * ce
 
     return loss
 
@@ -219,7 +225,7 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
     optimizer = tf_keras.optimizers.Adam(schedule, use_ema=average > 0, ema_momentum=average or 0.99)
     if config.teacher.enabled:
         teacher = config.teacher
-        model.compile(optimizer=optimizer, loss=distillation_loss(teacher.temperature, teacher.alpha),
+        model.compile(optimizer=optimizer, loss=distillation_loss(teacher.temperature, teacher.alpha, teacher.alpha_when_wrong),
                       metrics=[hard_accuracy()])
     else:
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
