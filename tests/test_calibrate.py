@@ -101,6 +101,25 @@ def test_a_spread_holds_the_keywords_near_one_threshold(config):
         assert fitted.keyword.frr == pytest.approx(frr, abs=0.02)
 
 
+def test_the_fit_prefers_settings_within_the_median_delay(config):
+    # Of two settings that meet the false-accept target, one within the delay limit beats one that misses fewer
+    # keywords but late; a fit that no setting can bring within the limit says so.
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    noise = data.generated_noise(SR, rng, seconds=5)
+    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
+    traces = _traces(config, streams, {"yes": 230, "no": 150, "confusion": 170})
+    free = calibrate.fit(streams, traces, config, (1.0,))[0][1.0]
+    assert free.met_target and not free.slow
+    missing = dataclasses.replace(free.keyword, hits=free.keyword.hits - 1)
+    late = calibrate.Fitted(free.setting, free.keyword, free.non_keyword, True, True)
+    on_time = calibrate.Fitted(free.setting, missing, free.non_keyword, True, False)
+    assert min([late, on_time], key=lambda f: f.key) is on_time
+    limited = dataclasses.replace(config, recognizer=dataclasses.replace(config.recognizer, median_delay_ms=1))
+    assert calibrate.fit(streams, traces, limited, (1.0,))[0][1.0].slow
+
+
 def test_no_keyword_is_silenced_to_meet_the_false_accept_target(config):
     # Other words score as "yes" at 240, above "yes" itself (230): only a threshold above 240 keeps them out. The
     # fit used to break that tie with 255, a "yes" that can never be detected; every threshold it offers now is one

@@ -15,10 +15,11 @@ The fit, for each averaging window x minimum count x suppression of the grid:
 3. Thresholds for all keywords together: for a range of prices of a false accept in misses (a Lagrangian sweep),
    each keyword takes the threshold with the fewest misses + price x false accepts (ties: the higher threshold).
    Keywords interact only a little (one keyword's detection re-arms another), so the candidates whose summed false
-   accepts meet the target are replayed jointly through the C recognizer, and the first that really meets it is
-   this grid point's setting.
-The setting with the lowest false-reject rate that meets the target wins (ties: fewer false accepts, the shorter
-window, then the higher thresholds); if none meets it, the one with the fewest false accepts per hour. Non-keyword
+   accepts meet the target are replayed jointly through the C recognizer, and the first that really meets it (and
+   keeps the median detection delay within `recognizer.median_delay_ms`) is this grid point's setting.
+The setting with the lowest false-reject rate that meets the target and the delay wins (ties: fewer false accepts,
+the shorter window, then the higher thresholds); if none meets both, one that meets the target; if none meets it,
+the one with the fewest false accepts per hour. Non-keyword
 labels (silence, unknown) keep the config's `threshold`: it only decides when they re-arm a keyword.
 
 The same fit is run for 1 and 5 FA/h besides the target, and every fitted setting is replayed on the held-out streams:
@@ -189,12 +190,14 @@ class Fitted:
     keyword: streaming.Outcome
     non_keyword: streaming.Outcome
     met_target: bool
+    slow: bool  # median detection delay over recognizer.median_delay_ms
 
     @property
     def key(self) -> tuple:
-        """Better is smaller: meets the target, lower FRR, fewer false accepts, shorter window, higher thresholds."""
+        """Better is smaller: meets the target, within the delay, lower FRR, fewer false accepts, shorter window,
+        higher thresholds."""
         thresholds = self.setting.thresholds or ()
-        return (not self.met_target, round(self.keyword.frr, 6) if self.met_target else 0.0,
+        return (not self.met_target, self.slow, round(self.keyword.frr, 6) if self.met_target else 0.0,
                 round(self.non_keyword.fa_per_hour, 6), round(self.keyword.frr, 6), self.setting.average_window_ms,
                 -sum(thresholds))
 
@@ -306,10 +309,12 @@ def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: 
                         if setting not in replayed:
                             replayed[setting] = streaming.operating_point(streams, traces, config, setting)
                         keyword, non_keyword = replayed[setting]
-                        candidate = Fitted(setting, keyword, non_keyword, non_keyword.fa_per_hour <= target)
+                        slow = bool(keyword.delays_ms) and (float(np.median(keyword.delays_ms))
+                                                            > config.recognizer.median_delay_ms)
+                        candidate = Fitted(setting, keyword, non_keyword, non_keyword.fa_per_hour <= target, slow)
                         if fitted is None or candidate.key < fitted.key:
                             fitted = candidate
-                        if candidate.met_target:
+                        if candidate.met_target and not slow:
                             break
                     if target not in best or fitted.key < best[target].key:
                         best[target] = fitted
@@ -402,7 +407,7 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
     def measured(fitted: Fitted) -> dict:
         held = streaming.operating_point(*sets["heldout"], config, fitted.setting)
         return {"setting": _setting_record(fitted.setting, labels, config.keywords.words),
-                "met_target_calibrating": fitted.met_target,
+                "met_target_calibrating": fitted.met_target, "within_delay_calibrating": not fitted.slow,
                 "calibration": streaming.operating_summary(fitted.keyword, fitted.non_keyword, labels),
                 "heldout": streaming.operating_summary(*held, labels)}
 
@@ -411,6 +416,7 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
     record = {
         **_setting_record(chosen.setting, labels, config.keywords.words),
         "target_fa_per_hour": target, "met_target": chosen.met_target,
+        "median_delay_limit_ms": config.recognizer.median_delay_ms, "within_delay": not chosen.slow,
         **{key: value for key, value in measured(chosen).items() if key != "setting"},
         "at_targets": {f"{t:g}": measured(best[t]) for t in targets},
         "window_cost": {f"{w}": measured(fitted) for w, fitted in sorted(per_window[target].items())},
@@ -450,7 +456,9 @@ def summary_text(record: dict) -> str:
     setting = record
     lines = [("meets" if record["met_target"] else "NO setting meets") + f" the target of "
              f"{record['target_fa_per_hour']:g} FA/h on the calibration streams"
-             + ("" if record["met_target"] else " (chose the lowest FA/h)") + ":",
+             + ("" if record["met_target"] else " (chose the lowest FA/h)")
+             + (f", median delay within {record['median_delay_limit_ms']} ms" if record["within_delay"]
+                else f", NOT within the median delay of {record['median_delay_limit_ms']} ms") + ":",
              f"  average window {setting['average_window_ms']} ms, suppression {setting['suppression_ms']} ms, "
              f"minimum count {setting['minimum_count']}, thresholds "
              + ", ".join(f"{k} {v}" for k, v in setting["thresholds"].items()),

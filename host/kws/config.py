@@ -134,6 +134,8 @@ class Recognizer:
     minimum_count: int = 3
     inference_every_strides: int = 1  # run the model every N front-end strides
     false_accepts_per_hour: float = 1.0  # target for `kws calibrate`
+    # `kws calibrate` prefers settings whose median detection delay (from the word's end) is at most this
+    median_delay_ms: int = 500
 
 
 @dataclass(frozen=True)
@@ -441,6 +443,7 @@ def _check_values(config: Config) -> None:
         require(0 <= value <= 255, f"recognizer.thresholds.{word}", value, "is on the 0..255 score scale")
     require(rec.inference_every_strides >= 1, "recognizer.inference_every_strides", rec.inference_every_strides,
             "must be positive")
+    require(rec.median_delay_ms > 0, "recognizer.median_delay_ms", rec.median_delay_ms, "must be positive")
     require(rec.false_accepts_per_hour > 0, "recognizer.false_accepts_per_hour", rec.false_accepts_per_hour,
             "must be positive: no stream length can show a rate of zero")
     max_history = firmware.constant("lib/kws_core/kws_recognizer.h", "KWS_RECOGNIZER_MAX_HISTORY")
