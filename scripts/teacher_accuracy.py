@@ -7,19 +7,30 @@ speech_commands_v0.02_test_dev must score about 93.6% (float) and test_dev2 abou
 
     python scripts/teacher_accuracy.py --model ../shared/models/mlperf_tiny_kws_ref/kws_ref_model_float32.tflite \
         --data ../shared/data/speech_commands_v0.02_test_dev
+
+With --card MODEL_DIR the teacher of that model's config is scored on the clips `kws eval --split SPLIT` scores the
+student on, and the model card's `teacher` section (file, md5, source, licence, settings and that accuracy) is
+written, so the card shows both on the same clips:
+
+    python scripts/teacher_accuracy.py --model ../shared/models/mlperf_tiny_kws_ref/kws_ref_model_float32.tflite \
+        --data ../shared/data/speech_commands_v0.02_test_dev --card models/speech_commands_12 --split validation
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from kws import audio
+from kws import audio, data
 from kws.config import TEACHER_LABEL_ALIASES, from_dict
-from kws.teacher import FRONTENDS, Teacher
+from kws.evaluate import ModelDir
+from kws.export import update_card
+from kws.paths import repo_relative
+from kws.teacher import FRONTENDS, Teacher, md5
 
 MLPERF_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]
 
@@ -46,7 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR", help="labelled data folders")
     parser.add_argument("--frontend", default="mlperf_mfcc", choices=list(FRONTENDS))
     parser.add_argument("--labels", nargs="+", default=MLPERF_LABELS, help="the teacher's outputs in order")
+    parser.add_argument("--card", metavar="MODEL_DIR",
+                        help="score the teacher of this model's config on the clips kws eval scores and write them "
+                             "into its model card")
+    parser.add_argument("--split", default="validation", choices=list(data.SPLIT_CHOICES),
+                        help="with --card: which clips (as kws eval)")
     args = parser.parse_args(argv)
+    if args.card:
+        return write_card(Path(args.card), Path(args.model), args.data, args.split, " ".join(sys.argv))
     labels = [TEACHER_LABEL_ALIASES.get(label, label) for label in args.labels]
     keywords = [label for label in labels if label not in ("silence", "unknown")]
     config = from_dict({"keywords": {"words": keywords, "silence": "silence" in labels, "unknown": "unknown" in labels},
@@ -68,6 +86,30 @@ def main(argv: list[str] | None = None) -> int:
             mine = targets == index
             if mine.any():
                 print(f"  {label:>8}: {np.mean(correct[mine]):.3f} of {int(mine.sum())}")
+    return 0
+
+
+def write_card(model_dir: Path, teacher_file: Path, sources: list[str], split: str, command: str) -> int:
+    """The model's teacher on the student's evaluation clips, into the model card's `teacher` section."""
+    model = ModelDir(str(model_dir))
+    config = model.config
+    settings = config.teacher
+    if not settings.enabled:
+        print(f"{model_dir}: its config has no [teacher]", file=sys.stderr)
+        return 1
+    config = dataclasses.replace(config, teacher=dataclasses.replace(settings, model=str(teacher_file.resolve())))
+    clips = data.select_clips(config, sources, split)
+    predicted = Teacher(config).probabilities(iter(clips.audio)).argmax(axis=1)
+    correct = int(np.sum(predicted == clips.targets))
+    accuracy = round(correct / len(clips.targets), 4)
+    update_card(model_dir, {"teacher": {
+        "file": repo_relative(teacher_file), "md5": md5(teacher_file), "source": settings.source, "license": settings.license,
+        "frontend": settings.frontend, "temperature": settings.temperature, "alpha": settings.alpha,
+        "alpha_when_wrong": settings.alpha_when_wrong,
+        "validation": {"clips": len(clips.targets), "correct": correct, "accuracy": accuracy,
+                       "selection": clips.describe()},
+        "role": "labels training audio (soft targets); the board runs the student"}}, command)
+    print(f"teacher {teacher_file.name}: {accuracy:.4f} on {clips.describe()}; written into {model_dir}/model_card.json")
     return 0
 
 

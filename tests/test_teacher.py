@@ -310,6 +310,27 @@ def test_train_distils_with_the_teacher(distil_config: Path, synth_data: Path, t
     import tf_keras
 
     tf_keras.models.load_model(tmp_path / "run" / "model.keras")  # loads like any model (kws export reads it)
+    # The card names the teacher and scores it on the clips `kws eval` scores the student on.
+    import subprocess
+    import sys
+
+    from kws import config as config_module
+    from kws import data
+    from kws.evaluate import ModelDir
+    from kws.paths import REPO_ROOT
+    from kws.teacher import md5
+
+    model_dir = tmp_path / "model"
+    assert cli.main(["export", "--config", str(distil_config), "--model", str(tmp_path / "run" / "model.keras"),
+                     "--data", str(synth_data), "--out", str(model_dir)]) == 0
+    teacher_file = Path(config_module.load(distil_config).teacher.model)
+    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "teacher_accuracy.py"), "--model", str(teacher_file),
+                    "--data", str(synth_data), "--card", str(model_dir), "--split", "validation"], check=True)
+    card = json.loads((model_dir / "model_card.json").read_text())["teacher"]
+    clips = data.select_clips(ModelDir(str(model_dir)).config, [str(synth_data)], "validation")
+    assert card["md5"] == md5(teacher_file) and not Path(card["file"]).is_absolute()
+    assert card["validation"]["clips"] == len(clips.targets) > 0 and 0.0 <= card["validation"]["accuracy"] <= 1.0
+    assert card["temperature"] == 2.0 and card["alpha"] == 0.7
 
 
 def test_unlabeled_speech_needs_a_teacher(tiny_config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
