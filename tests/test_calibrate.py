@@ -57,15 +57,19 @@ def _traces(config, streams, levels):
     return [streaming.scorer_trace(config, s, _scorer(config, s, levels)) for s in streams]
 
 
+def _scored_half(config, seed, levels):
+    """One half's streams (2 min each, 30 dB SNR) and the traces of a scorer with these levels."""
+    rng = np.random.default_rng(seed)
+    noise = data.generated_noise(SR, rng, seconds=5)
+    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
+    return streams, _traces(config, streams, levels)
+
+
 def test_per_keyword_thresholds_hear_a_quiet_keyword_and_reject_a_confusable_word(config):
     # "yes" is confident (230), "no" is heard at only 150, and other words are mistaken for "yes" at 170: one
     # threshold cannot take "no" without the confusions; one per keyword can (yes: 170 <= t < 230, no: t < 150).
-    rng = np.random.default_rng(3)
-    noise = data.generated_noise(SR, rng, seconds=5)
-    levels = {"yes": 230, "no": 150, "confusion": 170}
-    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
+    streams, traces = _scored_half(config, 3, {"yes": 230, "no": 150, "confusion": 170})
     assert {e.word for e in streams[1].events} == {"unknown", "bird"}
-    traces = _traces(config, streams, levels)
     best, per_window, points = calibrate.fit(streams, traces, config, (1.0,))
     fitted = best[1.0]
     thresholds = dict(zip(config.labels, fitted.setting.thresholds, strict=True))
@@ -89,10 +93,7 @@ def test_a_spread_holds_the_keywords_near_one_threshold(config):
     # The levels of the test above: a shared threshold (spread 0) can keep the confusions out only by missing "no";
     # with each keyword 1 grid step (10 points) from the shared one, "yes" >= 170 and "no" <= 140 are still too far
     # apart; with 2 steps they are not.
-    rng = np.random.default_rng(3)
-    noise = data.generated_noise(SR, rng, seconds=5)
-    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
-    traces = _traces(config, streams, {"yes": 230, "no": 150, "confusion": 170})
+    streams, traces = _scored_half(config, 3, {"yes": 230, "no": 150, "confusion": 170})
     keyword_ids = [config.labels.index(w) for w in ("yes", "no")]
     for spread, frr in ((0, 0.5), (1, 0.5), (2, 0.0)):
         fitted = calibrate.fit(streams, traces, config, (1.0,), spread)[0][1.0]
@@ -106,10 +107,7 @@ def test_the_fit_prefers_settings_within_the_median_delay(config):
     # keywords but late; a fit that no setting can bring within the limit says so.
     import dataclasses
 
-    rng = np.random.default_rng(3)
-    noise = data.generated_noise(SR, rng, seconds=5)
-    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
-    traces = _traces(config, streams, {"yes": 230, "no": 150, "confusion": 170})
+    streams, traces = _scored_half(config, 3, {"yes": 230, "no": 150, "confusion": 170})
     free = calibrate.fit(streams, traces, config, (1.0,))[0][1.0]
     assert free.met_target and not free.slow
     missing = dataclasses.replace(free.keyword, hits=free.keyword.hits - 1)
@@ -124,10 +122,7 @@ def test_no_keyword_is_silenced_to_meet_the_false_accept_target(config):
     # Other words score as "yes" at 240, above "yes" itself (230): only a threshold above 240 keeps them out. The
     # fit used to break that tie with 255, a "yes" that can never be detected; every threshold it offers now is one
     # a confident keyword (scores up to 255) still passes.
-    rng = np.random.default_rng(5)
-    noise = data.generated_noise(SR, rng, seconds=5)
-    streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
-    traces = _traces(config, streams, {"yes": 230, "no": 150, "confusion": 240})
+    streams, traces = _scored_half(config, 5, {"yes": 230, "no": 150, "confusion": 240})
     fitted = calibrate.fit(streams, traces, config, (1.0,))[0][1.0]
     thresholds = dict(zip(config.labels, fitted.setting.thresholds, strict=True))
     assert thresholds["yes"] == max(calibrate.THRESHOLDS) < 255 and thresholds["no"] < 150
