@@ -103,7 +103,7 @@ def write_card(model_dir: Path, teacher_file: Path, sources: list[str], split: s
     correct = int(np.sum(predicted == clips.targets))
     accuracy = round(correct / len(clips.targets), 4)
     update_card(model_dir, {"teacher": {
-        "file": repo_relative(teacher_file), "md5": md5(teacher_file), "source": settings.source, "license": settings.license,
+        "file": repo_relative(teacher_file), "md5": md5(teacher_file), "source": settings.origin, "license": settings.license,
         "frontend": settings.frontend, "temperature": settings.temperature, "alpha": settings.alpha,
         "alpha_when_wrong": settings.alpha_when_wrong,
         "validation": {"clips": len(clips.targets), "correct": correct, "accuracy": accuracy,

@@ -173,7 +173,7 @@ class Teacher:
     # e.g. a keyword drowned by augmentation that it calls "unknown"); None: alpha everywhere
     alpha_when_wrong: float | None = None
     batch_size: int = 256  # clips per teacher run (memory is bounded by it)
-    source: str = ""  # where the teacher comes from and what it trained on (for the model card)
+    origin: str = ""  # where the teacher comes from and what it trained on (for the model card)
     license: str = ""  # its licence (for the model card)
 
     @property
