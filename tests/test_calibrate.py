@@ -118,6 +118,32 @@ def test_the_fit_prefers_settings_within_the_median_delay(config):
     assert calibrate.fit(streams, traces, limited, (1.0,))[0][1.0].slow
 
 
+def test_a_keyword_heard_where_another_was_said_counts_against_its_threshold(config):
+    # "yes" (4 clips a cycle) scores 140; "no" (8 clips) is heard as "yes" at 200 and never as itself. A "yes"
+    # threshold under 140 hears every "yes" but reports each "no" as "yes"; counting only misses, the fit took it.
+    # Counting those wrong detections as errors too, missing the 4 "yes" is the smaller harm.
+    rng = np.random.default_rng(6)
+    labels = config.labels
+    words = ["yes"] * 4 + ["no"] * 8 + ["unknown"] * 4
+    half = calibrate.Half([tone_word(rng, 400) for _ in words], [labels.index(w) for w in words], words, {"s1"})
+    streams = calibrate.half_streams(config, half, data.generated_noise(SR, rng, seconds=5), 2.0, 30.0, seed=1)
+
+    def scorer(stream):
+        def score(start_ms, end_ms):
+            scores = np.zeros(len(labels), np.uint8)
+            inside = [e for e in stream.events if start_ms <= e.start_ms and e.end_ms <= end_ms]
+            level = {"yes": 140, "no": 200}.get(inside[0].word, 0) if inside else 0
+            scores[labels.index("yes")] = level
+            scores[labels.index("silence")] = 255 - level
+            return scores
+        return score
+
+    traces = [streaming.scorer_trace(config, stream, scorer(stream)) for stream in streams]
+    fitted = calibrate.fit(streams, traces, config, (1.0,))[0][1.0]
+    assert fitted.setting.thresholds[labels.index("yes")] >= 200
+    assert fitted.keyword.false_accept_count == 0 and fitted.keyword_errors == pytest.approx(1.0)
+
+
 def test_no_keyword_is_silenced_to_meet_the_false_accept_target(config):
     # Other words score as "yes" at 240, above "yes" itself (230): only a threshold above 240 keeps them out. The
     # fit used to break that tie with 255, a "yes" that can never be detected; every threshold it offers now is one

@@ -10,16 +10,17 @@ and a non-keyword stream (unknown words, other words, background noise) each. Th
 The fit, for each averaging window x minimum count x suppression of the grid:
 1. One pass of the recognizer gives the top label and its average at every inference (`core.Recognizer.tops`: the
    averages do not depend on thresholds or suppression).
-2. For each keyword alone and each threshold, rule 6 on those tops gives its detections: the keyword's misses on
-   the keyword stream and its false accepts on the non-keyword stream.
-3. Thresholds for all keywords together: for a range of prices of a false accept in misses (a Lagrangian sweep),
-   each keyword takes the threshold with the fewest misses + price x false accepts (ties: the higher threshold).
+2. For each keyword alone and each threshold, rule 6 on those tops gives its detections: the keyword's errors on
+   the keyword stream (misses, and detections that hit nothing: another keyword heard as it, or a repeat) and its
+   false accepts on the non-keyword stream.
+3. Thresholds for all keywords together: for a range of prices of a false accept in errors (a Lagrangian sweep),
+   each keyword takes the threshold with the fewest errors + price x false accepts (ties: the higher threshold).
    Keywords interact only a little (one keyword's detection re-arms another), so the candidates whose summed false
    accepts meet the target are replayed jointly through the C recognizer, and the first that really meets it (and
    keeps the median detection delay within `recognizer.median_delay_ms`) is this grid point's setting.
-The setting with the lowest false-reject rate that meets the target and the delay wins (ties: fewer false accepts,
-the shorter window, then the higher thresholds); if none meets both, one that meets the target; if none meets it,
-the one with the fewest false accepts per hour. Non-keyword
+The setting with the fewest keyword-stream errors per keyword spoken that meets the target and the delay wins
+(ties: fewer false accepts, the shorter window, then the higher thresholds); if none meets both, one that meets the
+target; if none meets it, the one with the fewest false accepts per hour. Non-keyword
 labels (silence, unknown) keep the config's `threshold`: it only decides when they re-arm a keyword.
 
 The same fit is run for 1 and 5 FA/h besides the target, and every fitted setting is replayed on the held-out streams:
@@ -193,13 +194,18 @@ class Fitted:
     slow: bool  # median detection delay over recognizer.median_delay_ms
 
     @property
+    def keyword_errors(self) -> float:
+        """Misses and detections that hit nothing (wrong keyword, repeat) per keyword spoken, on the keyword streams."""
+        return (self.keyword.keywords - self.keyword.hits + self.keyword.false_accept_count) / max(1, self.keyword.keywords)
+
+    @property
     def key(self) -> tuple:
-        """Better is smaller: meets the target, within the delay, lower FRR, fewer false accepts, shorter window,
-        higher thresholds."""
+        """Better is smaller: meets the target, within the delay, fewer keyword errors (misses, wrong keywords,
+        repeats), fewer false accepts, shorter window, higher thresholds."""
         thresholds = self.setting.thresholds or ()
-        return (not self.met_target, self.slow, round(self.keyword.frr, 6) if self.met_target else 0.0,
-                round(self.non_keyword.fa_per_hour, 6), round(self.keyword.frr, 6), self.setting.average_window_ms,
-                -sum(thresholds))
+        errors = round(self.keyword_errors, 6)
+        return (not self.met_target, self.slow, errors if self.met_target else 0.0,
+                round(self.non_keyword.fa_per_hour, 6), errors, self.setting.average_window_ms, -sum(thresholds))
 
 
 def _inserted(streams: list[streaming.Stream], keyword_ids: list[int]) -> dict[int, int]:
@@ -210,7 +216,9 @@ def _inserted(streams: list[streaming.Stream], keyword_ids: list[int]) -> dict[i
 
 def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config, window: int,
             minimum_count: int, suppressions: tuple[int, ...], matchers: list[_Matcher]) -> dict[int, tuple]:
-    """suppression -> (misses, false accepts), each (keywords x THRESHOLDS), for every keyword alone."""
+    """suppression -> (misses, false accepts, extra detections), each (keywords x THRESHOLDS), for every keyword
+    alone: its misses and its detections that hit nothing on the keyword streams (another keyword heard as it, or
+    a repeat), and its false accepts on the non-keyword streams."""
     labels = config.labels
     keyword_ids = [i for i, label in enumerate(labels) if label in config.keywords.words]
     reportable = [i in keyword_ids for i in range(len(labels))]
@@ -221,6 +229,7 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
     for suppression in suppressions:
         misses = np.zeros((len(keyword_ids), len(THRESHOLDS)), np.int64)
         false_accepts = np.zeros_like(misses)
+        extra = np.zeros_like(misses)
         for row, k in enumerate(keyword_ids):
             for column, threshold in enumerate(THRESHOLDS):
                 hits = 0
@@ -229,9 +238,11 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
                     if stream.name == streaming.NON_KEYWORD_STREAM:
                         false_accepts[row, column] += len(times)
                     else:
-                        hits += matcher.hits(k, times)
+                        hit = matcher.hits(k, times)
+                        hits += hit
+                        extra[row, column] += len(times) - hit
                 misses[row, column] = inserted[k] - hits
-        result[suppression] = (misses, false_accepts)
+        result[suppression] = (misses, false_accepts, extra)
     return result
 
 
@@ -242,8 +253,8 @@ def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace
     non-keyword streams."""
     keyword_ids = [i for i, label in enumerate(config.labels) if label in config.keywords.words]
     matchers = [_Matcher(stream) for stream in streams]
-    misses, false_accepts = _curves(streams, traces, config, setting.average_window_ms, setting.minimum_count,
-                                    (setting.suppression_ms,), matchers)[setting.suppression_ms]
+    misses, false_accepts, _ = _curves(streams, traces, config, setting.average_window_ms, setting.minimum_count,
+                                       (setting.suppression_ms,), matchers)[setting.suppression_ms]
     hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
     inserted = _inserted(streams, keyword_ids)
     return {config.labels[k]: [{"threshold": t, "frr": round(int(misses[row, column]) / inserted[k], 4)
@@ -295,11 +306,14 @@ def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: 
             if minimum_count > window // period_ms + 1:
                 continue  # the window never holds that many results: the recognizer would never speak
             curves = _curves(streams, traces, config, window, minimum_count, SUPPRESSIONS_MS, matchers)
-            for suppression, (misses, false_accepts) in curves.items():
+            for suppression, (misses, false_accepts, extra) in curves.items():
                 points += 1
                 for target in targets:
                     fitted = None
-                    for columns in _candidates(misses, false_accepts, target * hours, spread)[:JOINT_TRIES]:
+                    # A keyword heard where another was said, or twice, is an error the user sees as much as a
+                    # miss: both count against a threshold (the listening check counts them as wrong).
+                    for columns in _candidates(misses + extra, false_accepts, target * hours,
+                                               spread)[:JOINT_TRIES]:
                         thresholds = [config.recognizer.threshold] * len(labels)
                         for k, column in zip(keyword_ids, columns, strict=True):
                             # A keyword the calibration streams never say has nothing to fit: it keeps the default.
