@@ -260,6 +260,9 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
         assert card[side]["hours"] == pytest.approx(0.5 / 60, abs=1e-3) and card[side]["keywords"] > 0
         assert set(card[side]["per_keyword"]) <= {"yes", "no"}
     assert card["met_target"] == (card["calibration"]["fa_per_hour"] <= 200)
+    assert card["grid"]["spread"] == calibrate.SPREAD
+    yes, no = card["thresholds"]["yes"], card["thresholds"]["no"]
+    assert abs(yes - no) <= 2 * 10 * calibrate.SPREAD
     assert set(card["at_targets"]) == {"200", "1", "5"}
     assert set(card["window_cost"]) == {str(w) for w in calibrate.AVERAGE_WINDOWS_MS}
     assert card["other_word_clips"] > 0 and card["halves"]["by"] in ("speakers", "clips")
@@ -301,3 +304,9 @@ def test_a_keyword_the_calibration_streams_never_say_keeps_the_default_threshold
     fitted = calibrate.fit(streams, _traces(config, streams, {"yes": 230, "no": 150, "confusion": 170}), config,
                            (1.0,))[0][1.0]
     assert dict(zip(config.labels, fitted.setting.thresholds, strict=True))["go"] == 210
+
+
+def test_calibrate_refuses_a_spread_that_is_not_a_number_of_steps(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["calibrate", "--model", "m", "--data", "d", "--spread", "wide"])
+    assert exit_info.value.code == 2 and "'wide': a number of grid steps" in capsys.readouterr().err

@@ -168,10 +168,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from kws.calibrate import run
+    from kws.calibrate import SPREAD, run
 
+    spread = SPREAD if args.spread is None else None if args.spread == "free" else args.spread
     return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
-               args.backend, args.split, args.seed, command=args.command_line, other_word_folders=args.other_words)
+               args.backend, args.split, args.seed, command=args.command_line, other_word_folders=args.other_words,
+               spread=spread)
+
+
+def _spread(text: str) -> int | str:
+    if text == "free":
+        return text
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of grid steps (0, 1, 2, ...) or 'free'")
+    return int(text)
 
 
 def _snr(text: str) -> float | None:
@@ -345,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_arguments(calibrate)
     calibrate.add_argument("--target-fa-per-hour", type=float, metavar="X",
                            help="none given: the model config's recognizer.false_accepts_per_hour")
+    calibrate.add_argument("--spread", type=_spread, metavar="N|free",
+                           help="every keyword's threshold within N grid steps (10 points each) of a shared one, so "
+                                "that the fit carries over to other speakers; 'free': one threshold per keyword "
+                                "unconstrained (none given: kws.calibrate.SPREAD)")
     calibrate.set_defaults(handler=cmd_calibrate)
 
     quickstart = _command(commands, "quickstart", "offline demo: synthetic yes/no → train → export → eval")
