@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --card: which clips (as kws eval)")
     args = parser.parse_args(argv)
     if args.card:
-        return write_card(Path(args.card), Path(args.model), args.data, args.split, " ".join(sys.argv))
+        return write_card(Path(args.card), Path(args.model), args.data, args.split, shlex.join(["python", *sys.argv]))
     labels = [TEACHER_LABEL_ALIASES.get(label, label) for label in args.labels]
     keywords = [label for label in labels if label not in ("silence", "unknown")]
     config = from_dict({"keywords": {"words": keywords, "silence": "silence" in labels, "unknown": "unknown" in labels},

@@ -47,9 +47,9 @@
 
 // Recognizer (posterior smoothing): window, per-label thresholds (output order), suppression, minimum count.
 // KWS_RECOGNIZER_CALIBRATED 0: the config's defaults; `kws calibrate` fits them on streams and sets it to 1.
-#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS 500
+#define KWS_RECOGNIZER_AVERAGE_WINDOW_MS 750
 #define KWS_RECOGNIZER_THRESHOLD 190
-#define KWS_RECOGNIZER_THRESHOLDS {190, 190, 200, 220, 150, 230, 210, 140, 190, 190, 200, 120}
+#define KWS_RECOGNIZER_THRESHOLDS {190, 190, 180, 200, 160, 200, 200, 160, 170, 160, 170, 160}
 #define KWS_RECOGNIZER_SUPPRESSION_MS 1000
 #define KWS_RECOGNIZER_MINIMUM_COUNT 1
 #define KWS_RECOGNIZER_CALIBRATED 1
