@@ -417,8 +417,7 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
     if target <= 0:
         raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
     built = build_streams(model_dir, sources, noise, minutes, snr_db, backend, split, seed, other_word_folders)
-    clips, others, background, sets = built.clips, built.others, built.background, built.sets
-    calibration, heldout, how = built.calibration, built.heldout, built.how
+    sets = built.sets
     targets = tuple(dict.fromkeys((target, *REPORTED_TARGETS)))
     best, per_window, points = fit(*sets["calibration"], config, targets, spread)
 
@@ -441,12 +440,12 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
         "previous": {**_setting_record(previous, labels, config.keywords.words),
                      "calibration": streaming.operating_summary(*streaming.operating_point(*sets["calibration"], config, previous), labels),
                      "heldout": streaming.operating_summary(*streaming.operating_point(*sets["heldout"], config, previous), labels)},
-        "halves": {"by": how, "calibration_speakers": len(calibration.speakers),
-                   "heldout_speakers": len(heldout.speakers), "shared_speakers": len(calibration.speakers
-                                                                                     & heldout.speakers)},
-        "streams": {name: report.describe_streams(streams, background) for name, (streams, _) in sets.items()},
-        "split": split, "sources": clips.sources, "other_words": other_word_folders or [],
-        "clips": clips.counts(labels), "other_word_clips": len(others), "backend": backend, "seed": seed,
+        "halves": {"by": built.how, "calibration_speakers": len(built.calibration.speakers),
+                   "heldout_speakers": len(built.heldout.speakers),
+                   "shared_speakers": len(built.calibration.speakers & built.heldout.speakers)},
+        "streams": {name: report.describe_streams(streams, built.background) for name, (streams, _) in sets.items()},
+        "split": split, "sources": built.clips.sources, "other_words": other_word_folders or [],
+        "clips": built.clips.counts(labels), "other_word_clips": len(built.others), "backend": backend, "seed": seed,
         "grid": {"thresholds": list(THRESHOLDS), "average_windows_ms": list(AVERAGE_WINDOWS_MS),
                  "suppressions_ms": list(SUPPRESSIONS_MS), "minimum_counts": list(MINIMUM_COUNTS), "spread": spread,
                  "grid_points": points},
