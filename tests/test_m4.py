@@ -94,8 +94,40 @@ def test_schedule_load_and_the_smallest_schedule_with_headroom():
 
 
 def test_a_folder_without_the_library_is_refused_by_name(tmp_path):
-    with pytest.raises(m4.M4Error, match=f"{tmp_path}: not a TFLM Arduino library"):
+    with pytest.raises(m4.M4Error, match=f"{tmp_path}: not a TFLM Arduino library") as refused:
         m4.Library.at(tmp_path)
+    assert "archive" in str(refused.value)
+
+
+def test_a_missing_library_is_called_missing_with_the_offline_route(tmp_path, monkeypatch):
+    """Not "not a library" for a folder that does not exist, the path as typed (relative to where kws runs), and
+    the offline route beside PlatformIO's, whose registry may be out of reach."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(m4.M4Error) as refused:
+        m4.Library.at("libs/Chirale_TensorFLowLite")
+    message = str(refused.value)
+    assert message.startswith("libs/Chirale_TensorFLowLite: missing (no such folder)")
+    assert "not a TFLM" not in message
+    assert "pio pkg install -e nano33ble" in message
+    assert (f"git -C CLONE archive --prefix=Chirale_TensorFLowLite/ v2.0.0 | tar -x -C "
+            f"{REPO_ROOT}/.pio/libdeps/nano33ble") in message  # outside the repository: its absolute path
+    assert m4.LIBRARY_REPOSITORY in message
+
+
+def test_the_clips_are_printed_as_typed_and_recorded_repository_relative():
+    measurement = json.loads((SHIPPED[0] / m4.MEASUREMENT_FILE).read_text())
+    recorded = measurement["clips"]["source"]
+    assert f"clips of {recorded}" in m4.summary_lines(measurement)[0]
+    assert m4.summary_lines(measurement, "data/x (all)")[0].endswith("clips of data/x (all)")
+
+
+def test_the_image_build_shows_objects_built_of_those_to_build(tmp_path, capsys):
+    """The library's build takes minutes: progress counts the objects make builds against its dry run's plan."""
+    image = m4.make_target("counter-image", f"BUILD={tmp_path}", progress_label="building")
+    assert image == (tmp_path / "counter_check.elf").resolve() and image.is_file()
+    assert "building: 1/1 objects" in capsys.readouterr().err
+    m4.make_target("counter-image", f"BUILD={tmp_path}", progress_label="building")  # up to date: nothing to do
+    assert "building" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda path: path.name)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.paths import REPO_ROOT, TFLM_LIBRARY, shown
+from kws.progress import Progress
 
 HARNESS_DIR = REPO_ROOT / "firmware" / "test" / "m4_model"
 MEASUREMENT_FILE = "m4_measurement.json"
@@ -47,6 +48,11 @@ QEMU_SECONDS_MIN = 60.0
 # Share of each inference period the schedule leaves free: the counts are instructions, cycles per instruction
 # are assumed (±20%), and PDM and USB interrupts also take their share.
 SCHEDULE_HEADROOM = 0.2
+# The pinned library's source, for where PlatformIO's registry is out of reach (docs/cost_model.md).
+LIBRARY_REPOSITORY = "https://github.com/spaziochirale/Chirale_TensorFlowLite"
+LIBRARY_TAG = "v2.0.0"
+# What the check Makefile echoes, indented, for each object and image it builds (progress counts these lines).
+MAKE_STEP_PREFIX = "  "
 
 
 class M4Error(RuntimeError):
@@ -65,11 +71,13 @@ class Library:
     def at(cls, path: str | Path) -> Library:
         path = Path(path)
         properties = path / "library.properties"
+        if not path.exists():
+            raise M4Error(f"{shown(path)}: missing (no such folder). {install_hint()}")
         if not (path / "src" / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
-            raise M4Error(f"{path}: not a TFLM Arduino library (no src/tensorflow/lite/micro/micro_interpreter.h). "
-                          f"`pio pkg install -e nano33ble` puts the pinned one in {shown(TFLM_LIBRARY)}")
+            raise M4Error(f"{shown(path)}: not a TFLM Arduino library (no src/tensorflow/lite/micro/micro_interpreter.h)."
+                          f" {install_hint()}")
         if not properties.is_file():
-            raise M4Error(f"{properties}: missing, so the library's version is unknown")
+            raise M4Error(f"{shown(properties)}: missing, so the library's version is unknown")
         fields = dict(line.split("=", 1) for line in properties.read_text().splitlines() if "=" in line)
         return cls(path, fields.get("name", "?").strip(), fields.get("version", "?").strip())
 
@@ -86,6 +94,15 @@ class M4Run:
     facts: dict[str, int]  # arena_used_bytes, frontend_heap_bytes, stack_bytes
 
 
+def install_hint() -> str:
+    """How to put the pinned library where `kws m4` looks: PlatformIO when its registry is reachable, else (offline)
+    a clone at the pinned tag unpacked by git archive, as docs/cost_model.md describes."""
+    target = shown(TFLM_LIBRARY.parent)
+    return (f"Install the pinned one with `pio pkg install -e nano33ble` (needs PlatformIO's registry) or, offline, "
+            f"from a clone of {LIBRARY_REPOSITORY}: `mkdir -p {target} && git -C CLONE archive "
+            f"--prefix={TFLM_LIBRARY.name}/ {LIBRARY_TAG} | tar -x -C {target}`; or name a copy with --library DIR")
+
+
 def _require(tools: list[str]) -> None:
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
@@ -96,9 +113,10 @@ def _require(tools: list[str]) -> None:
 def build_image(library: Library, model_dir: Path, opt: str, float_abi: str) -> Path:
     """Builds the check image for one model; the library's objects are built once per flag set and reused."""
     print(f"building the check image for {model_dir.name} with {library.name} {library.version} ({opt}, "
-          f"-mfloat-abi={float_abi}); the library's 215 sources take a few minutes the first time", file=sys.stderr)
+          f"-mfloat-abi={float_abi}); the library's 215 sources take about 4 minutes on two cores, once per flag set",
+          file=sys.stderr)
     return make_target("image", f"TFLM_LIB={library.path.resolve()}", f"MODEL_DIR={model_dir.resolve()}",
-                       f"OPT={opt}", f"FLOAT_ABI={float_abi}")
+                       f"OPT={opt}", f"FLOAT_ABI={float_abi}", progress_label="building the check image")
 
 
 def code_bytes(link_map: Path) -> dict[str, int]:
@@ -186,14 +204,30 @@ def run_image(image: Path, clips: np.ndarray) -> M4Run:
         return parse_results((Path(workdir) / "results.bin").read_bytes(), stdout)
 
 
-def make_target(target: str, *variables: str) -> Path:
-    """Builds a target of the check Makefile that echoes the image it made; that image."""
+def make_target(target: str, *variables: str, progress_label: str | None = None) -> Path:
+    """Builds a target of the check Makefile that echoes the image it made; that image. With `progress_label`,
+    shows objects built of those out of date (a dry run counts them first), since the library alone takes minutes."""
     _require(["make", "arm-none-eabi-g++"])
-    done = subprocess.run(["make", "-s", f"-j{os.cpu_count() or 1}", "-C", str(HARNESS_DIR), target,
-                           *variables], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise M4Error(f"building {target} for the Cortex-M4 failed:\n{(done.stdout + done.stderr)[-3000:]}")
-    return (HARNESS_DIR / done.stdout.strip().splitlines()[-1]).resolve()
+    command = ["make", "-s", f"-j{os.cpu_count() or 1}", "-C", str(HARNESS_DIR), target, *variables]
+    total = _build_steps(command) if progress_label else 0
+    output: list[str] = []
+    with Progress(total, progress_label or "", unit="objects", enabled=total > 0) as progress:
+        # stderr joins stdout so that a compiler's message stays beside the object it is about.
+        with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as make:
+            assert make.stdout is not None
+            for line in make.stdout:
+                output.append(line)
+                if line.startswith(MAKE_STEP_PREFIX):
+                    progress.update()
+        if make.returncode != 0:
+            raise M4Error(f"building {target} for the Cortex-M4 failed:\n{''.join(output)[-3000:]}")
+    return (HARNESS_DIR / output[-1].strip()).resolve()
+
+
+def _build_steps(command: list[str]) -> int:
+    """How many objects and images `command` would build: the step lines of make's dry run."""
+    dry = subprocess.run([command[0], "-n", *command[1:]], capture_output=True, text=True)
+    return sum(line.startswith(f"echo '{MAKE_STEP_PREFIX}") for line in dry.stdout.splitlines())
 
 
 def host_reference(model_dir: object, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,14 +394,15 @@ def card_summary(measurement: dict) -> dict:
             "schedule": counts["schedule"], "memory": measurement["memory"]}
 
 
-def summary_lines(measurement: dict) -> list[str]:
-    """What `kws m4` prints."""
+def summary_lines(measurement: dict, clip_source: str | None = None) -> list[str]:
+    """What `kws m4` prints; `clip_source` names the clips as the user typed them (the measurement records them
+    repository-relative)."""
     agree, counts = measurement["agreement"], measurement["instructions"]
     sched = counts["schedule"]
     lines = [
         f"{measurement['model']['name']} on {measurement['library']['name']} {measurement['library']['version']} "
         f"({measurement['build']['opt']}, -mfloat-abi={measurement['build']['float_abi']}), "
-        f"{agree['clips']} clips of {measurement['clips']['source']}",
+        f"{agree['clips']} clips of {clip_source or measurement['clips']['source']}",
         f"  identical to the host: features {agree['features_identical']}/{agree['clips']}, int8 outputs "
         f"{agree['outputs_identical']}/{agree['clips']}, top-1 {agree['top1_identical']}/{agree['clips']} "
         f"(largest output difference {agree['max_output_difference']})",
@@ -406,12 +441,12 @@ def run(model: str, library: str, data: str, split: str, limit: int | None, save
         raise M4Error(f"{data}: no clips to run")
     measurement = measure(model, library, np.stack(selected.audio), f"{repo_relative(data)} ({split})", opt,
                           float_abi)
-    print("\n".join(summary_lines(measurement)))
-    targets = ([model_dir.path / MEASUREMENT_FILE] if save else []) + ([Path(out)] if out else [])
+    print("\n".join(summary_lines(measurement, f"{shown(data)} ({split})")))
+    targets = ([Path(model) / MEASUREMENT_FILE] if save else []) + ([Path(out)] if out else [])
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(measurement, indent=2) + "\n")
-        print(f"wrote {target}", file=sys.stderr)
+        print(f"wrote {shown(target)}", file=sys.stderr)
     if save:
         from kws.export import update_card
 
