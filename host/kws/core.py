@@ -38,6 +38,8 @@ const size_t kws_py_sizeof_recognition = sizeof(kws_recognition);
 const size_t kws_py_sizeof_frame_decoder = sizeof(kws_frame_decoder);
 const size_t kws_py_sizeof_frame = sizeof(kws_frame);
 const size_t kws_py_sizeof_line = sizeof(kws_line);
+const size_t kws_py_sizeof_mfcc = sizeof(kws_mfcc);
+const size_t kws_py_sizeof_mfcc_tables = sizeof(kws_mfcc_tables);
 const int kws_py_max_labels = KWS_RECOGNIZER_MAX_LABELS;
 const int kws_py_line_max = KWS_LINE_MAX;
 """
@@ -132,6 +134,12 @@ def _declare(lib: ctypes.CDLL) -> None:
         "kws_line_add_str_list": (None, [p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p), sz]),
         "kws_line_end": (sz, [p]),
         "kws_line_truncated": (ctypes.c_int, [p]),
+        "kws_mfcc_init": (ctypes.c_int, [p, p, sz, p, sz]),
+        "kws_mfcc_reset": (None, [p]),
+        "kws_mfcc_add": (sz, [p, p, sz]),
+        "kws_mfcc_full": (ctypes.c_int, [p]),
+        "kws_mfcc_window": (None, [p, p]),
+        "kws_mfcc_quantize": (ctypes.c_int, [p, p, sz, i32, i32, i32]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)

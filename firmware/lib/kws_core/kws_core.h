@@ -6,6 +6,7 @@
 
 #include "kws_clock.h"
 #include "kws_features.h"
+#include "kws_mfcc.h"
 #include "kws_protocol.h"
 #include "kws_recognizer.h"
 #include "kws_ring.h"

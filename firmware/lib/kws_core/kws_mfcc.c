@@ -1,0 +1,371 @@
+#include "kws_mfcc.h"
+
+#include <string.h>
+
+/* Headroom, for full-scale input (the bounds mfcc.py checks when it picks the
+ * shifts; MLPerf's values in brackets):
+ *
+ * Each frame is scaled up by its headroom g, the largest shift with
+ * max|x| << g <= 32768, so quiet frames keep their precision. A windowed
+ * sample d = (x << g) * w >> input_shift is then at most 2^15 * 2^15 >>
+ * input_shift [2^22], and S = sum |d| <= 2^(30 - input_shift) * sum(w) / 2^15
+ * [240 * 2^22 = 1.007e9] stays below 2^30.
+ *
+ * FFT: every value of a radix-2 FFT, in every stage, is a partial DFT of a
+ * subset of the inputs, so its modulus, and each component, is at most S. The
+ * butterflies' rounding adds at most about 1 per stage: int32 holds S with a
+ * factor 2 to spare. Products with Q30 twiddles are < 2^31 * 2^30 = 2^61 in
+ * int64.
+ *
+ * Real FFT: X[k] = E[k] + W^k O[k] from Z = FFT(d_even + i d_odd); the code
+ * computes 2X (no halving, so no lost bit) in int64: |2X[k]| <= 2S < 2^31,
+ * |2X|^2 < 2^62.
+ *
+ * Mel: sum_k weight_q15 * |2X[k]| < W * 2^15 * 2^31 in uint64, W the largest
+ * sum of one band's weights [3.3]; >> mel_shift [17] it fits uint32 (mfcc.py
+ * checks; a frame that would not is saturated, never wrapped).
+ *
+ * The stored mel is therefore mel(int16 units) * 2^e with
+ * e = 15 (window) + 1 (2X) + 15 (weights) + g - input_shift - mel_shift. */
+
+#define TWIDDLE_Q 30
+#define LOG2_Q 24   /* log2 values: |log2| < 64, so Q24 fits int32 */
+#define TABLE_Q 30  /* log2 table and DCT */
+#define FRAC_BITS 24 /* interpolation fraction of the log2 table */
+
+/* floor(v / 2^s) for |v| < 2^62 without shifting a negative number (whose
+ * result C leaves to the implementation): bias it positive first. */
+#define BIAS ((uint64_t)1 << 62)
+static int64_t floor_shift(int64_t v, unsigned s) {
+  return (int64_t)(((uint64_t)v + BIAS) >> s) - (int64_t)(BIAS >> s);
+}
+
+static int64_t round_shift(int64_t v, unsigned s) {
+  return floor_shift(v + ((int64_t)1 << (s - 1u)), s);
+}
+
+static unsigned clz32(uint32_t v) {
+#if defined(__GNUC__)
+  return v ? (unsigned)__builtin_clz(v) : 32u;
+#else
+  unsigned n = 0u;
+  if (v == 0u) return 32u;
+  while (!(v & 0x80000000u)) {
+    v <<= 1;
+    ++n;
+  }
+  return n;
+#endif
+}
+
+static unsigned clz64(uint64_t v) {
+  const uint32_t high = (uint32_t)(v >> 32);
+  return high ? clz32(high) : 32u + clz32((uint32_t)v);
+}
+
+/* sqrt(v) rounded to nearest, for v < 2^32: the bit-by-bit method. */
+static uint32_t isqrt32(uint32_t v) {
+  uint32_t rest = v, root = 0u, bit = 1u << 30;
+  while (bit > rest) bit >>= 2;
+  while (bit != 0u) {
+    if (rest >= root + bit) {
+      rest -= root + bit;
+      root = (root >> 1) + bit;
+    } else {
+      root >>= 1;
+    }
+    bit >>= 2;
+  }
+  return rest > root ? root + 1u : root; /* v - root^2 > root: round up */
+}
+
+/* sqrt(v) for v < 2^64 to 16 significant bits (relative error < 2^-16, i.e.
+ * 1.5e-5 in the log): v is cut to its top 31 or 32 bits (an even shift). */
+static uint32_t isqrt64(uint64_t v) {
+  const unsigned bits = 64u - clz64(v);
+  const unsigned half = bits > 32u ? (bits - 31u) / 2u : 0u;
+  return isqrt32((uint32_t)(v >> (2u * half))) << half;
+}
+
+/* log2(v) in Q24 for v > 0: the integer part from the leading bit, the
+ * fraction from the table, linearly interpolated (error < 3e-6 with 256
+ * entries). */
+static int32_t log2_q24(const kws_mfcc_tables* t, uint64_t v) {
+  const unsigned top = 63u - clz64(v);
+  const uint64_t m = v << (63u - top); /* leading 1 at bit 63 */
+  const unsigned bits = t->log2_bits;
+  const uint32_t index = (uint32_t)(m >> (63u - bits)) & ((1u << bits) - 1u);
+  const uint32_t frac =
+      (uint32_t)(m >> (63u - bits - FRAC_BITS)) & ((1u << FRAC_BITS) - 1u);
+  const int32_t low = t->log2_table[index];
+  /* the table rises, so the step and the product are non-negative */
+  const uint32_t step = (uint32_t)(t->log2_table[index + 1u] - low);
+  const uint32_t y =
+      (uint32_t)low + (uint32_t)(((uint64_t)step * frac) >> FRAC_BITS);
+  return (int32_t)(top << LOG2_Q) +
+         (int32_t)((y + (1u << (TABLE_Q - LOG2_Q - 1))) >> (TABLE_Q - LOG2_Q));
+}
+
+int kws_mfcc_init(kws_mfcc* state, const kws_mfcc_tables* tables,
+                  size_t num_frames, int32_t* storage, size_t storage_words) {
+  const kws_mfcc_tables* t = tables;
+  size_t i, words;
+  if (state == NULL || t == NULL || storage == NULL || num_frames == 0u) {
+    return -1;
+  }
+  if (t->window == NULL || t->twiddle == NULL || t->mel_band == NULL ||
+      t->mel_weight == NULL || t->dct == NULL || t->log2_table == NULL) {
+    return -1;
+  }
+  if (t->fft_length < 8u || t->fft_length > KWS_MFCC_MAX_FFT ||
+      (t->fft_length & (t->fft_length - 1u)) != 0u ||
+      t->window_length == 0u || t->window_length > t->fft_length ||
+      t->stride == 0u || t->stride > t->window_length || t->num_mel == 0u ||
+      t->num_mel > KWS_MFCC_MAX_MEL || t->num_coefficients == 0u ||
+      t->num_coefficients > t->num_mel || t->first_bin == 0u ||
+      t->num_bins == 0u ||
+      (size_t)t->first_bin + t->num_bins - 1u > t->fft_length / 2u ||
+      t->log2_bits == 0u || t->log2_bits > 16u || t->input_shift > 30u ||
+      t->mel_shift == 0u || t->mel_shift > 40u || t->log_offset == 0u) {
+    return -1;
+  }
+  for (i = 0; i < t->num_bins; ++i) {
+    if (t->mel_band[i] > t->num_mel) return -1;
+  }
+  words = KWS_MFCC_STORAGE_WORDS(t->window_length, t->fft_length, t->num_mel,
+                                 num_frames);
+  if (storage_words < words) return -1;
+  state->tables = t;
+  state->num_frames = num_frames;
+  state->frame = storage;
+  state->fft = state->frame + t->window_length;
+  state->mel = (uint32_t*)(state->fft + t->fft_length);
+  state->peak = (int32_t*)(state->mel + num_frames * t->num_mel);
+  state->exponent = state->peak + num_frames;
+  kws_mfcc_reset(state);
+  return 0;
+}
+
+void kws_mfcc_reset(kws_mfcc* state) {
+  const size_t n = state->num_frames;
+  memset(state->mel, 0, n * state->tables->num_mel * sizeof(uint32_t));
+  memset(state->peak, 0, n * sizeof(int32_t));
+  memset(state->exponent, 0, n * sizeof(int32_t));
+  state->frame_fill = 0u;
+  state->next = 0u;
+  state->filled = 0u;
+}
+
+int kws_mfcc_full(const kws_mfcc* state) {
+  return state->filled == state->num_frames;
+}
+
+/* (x << g) * w >> shift, rounded down: |x << g| <= 2^15 and w <= 2^15, so
+ * the product is within +-2^30 and the bias makes it non-negative (a shift
+ * of a negative number is implementation-defined in C). */
+static int32_t windowed(int32_t x, unsigned g, uint16_t w, unsigned shift) {
+  const int32_t product = x * (1 << g) * (int32_t)w;
+  return (int32_t)(((uint32_t)product + (1u << 30)) >> shift) -
+         (int32_t)((1u << 30) >> shift);
+}
+
+/* Windows the frame into the complex buffer in bit-reversed order
+ * (z_n = d_2n + i d_2n+1, zero beyond the window) and returns the frame's
+ * headroom g. */
+static unsigned load_frame(kws_mfcc* state, int32_t* peak) {
+  const kws_mfcc_tables* t = state->tables;
+  const int32_t* x = state->frame;
+  const size_t half = t->fft_length / 2u, length = t->window_length;
+  const unsigned shift = t->input_shift;
+  int32_t* z = state->fft;
+  int32_t top = x[0], magnitude = 0;
+  unsigned g = 0u;
+  size_t n, rev = 0u;
+  for (n = 0; n < length; ++n) {
+    const int32_t a = x[n] < 0 ? -x[n] : x[n];
+    if (a > magnitude) magnitude = a;
+    if (x[n] > top) top = x[n];
+  }
+  *peak = top;
+  while (g < 15u && (magnitude << (g + 1u)) <= 32768) ++g;
+  for (n = 0; n < half; ++n) {
+    const size_t i = 2u * n;
+    const int32_t even = i < length ? windowed(x[i], g, t->window[i], shift) : 0;
+    const int32_t odd =
+        i + 1u < length ? windowed(x[i + 1u], g, t->window[i + 1u], shift) : 0;
+    size_t bit = half >> 1;
+    z[2u * rev] = even;
+    z[2u * rev + 1u] = odd;
+    /* reversed increment */
+    while (rev & bit) {
+      rev ^= bit;
+      bit >>= 1;
+    }
+    rev |= bit;
+  }
+  return g;
+}
+
+/* In-place radix-2 decimation-in-time FFT of fft_length / 2 points, input in
+ * bit-reversed order. Twiddles of the half-size FFT are every second one of
+ * the table (W_{N/2}^j = W_N^{2j}). */
+static void fft(kws_mfcc* state) {
+  const int32_t* tw = state->tables->twiddle;
+  const size_t n = state->tables->fft_length / 2u;
+  int32_t* z = state->fft;
+  size_t h, j, i;
+  for (h = 1u; h < n; h <<= 1) {
+    const size_t step = 2u * (n / (2u * h)); /* in table entries */
+    for (i = 0; i < n; i += 2u * h) {        /* j = 0: W = 1 */
+      int32_t* a = z + 2u * i;
+      int32_t* b = a + 2u * h;
+      const int32_t br = b[0], bi = b[1];
+      b[0] = a[0] - br;
+      b[1] = a[1] - bi;
+      a[0] += br;
+      a[1] += bi;
+    }
+    for (j = 1u; j < h; ++j) {
+      const int32_t c = tw[2u * j * step], s = tw[2u * j * step + 1u];
+      for (i = j; i < n; i += 2u * h) {
+        int32_t* a = z + 2u * i;
+        int32_t* b = a + 2u * h;
+        /* b * (c - i s) */
+        const int32_t tr =
+            (int32_t)round_shift((int64_t)c * b[0] + (int64_t)s * b[1],
+                                 TWIDDLE_Q);
+        const int32_t ti =
+            (int32_t)round_shift((int64_t)c * b[1] - (int64_t)s * b[0],
+                                 TWIDDLE_Q);
+        b[0] = a[0] - tr;
+        b[1] = a[1] - ti;
+        a[0] += tr;
+        a[1] += ti;
+      }
+    }
+  }
+}
+
+static void compute_frame(kws_mfcc* state) {
+  const kws_mfcc_tables* t = state->tables;
+  const size_t half = t->fft_length / 2u;
+  const int32_t* z = state->fft;
+  uint64_t acc[KWS_MFCC_MAX_MEL + 2];
+  uint32_t* mel = state->mel + state->next * t->num_mel;
+  int32_t peak;
+  const unsigned g = load_frame(state, &peak);
+  size_t i;
+  fft(state);
+  memset(acc, 0, (t->num_mel + 2u) * sizeof(acc[0]));
+  for (i = 0; i < t->num_bins; ++i) {
+    const size_t k = t->first_bin + i;
+    const int32_t* a = z + 2u * (k & (half - 1u));
+    const int32_t* b = z + 2u * ((half - k) & (half - 1u));
+    const int64_t sr = (int64_t)a[0] + b[0], si = (int64_t)a[1] - b[1];
+    const int64_t dr = (int64_t)a[0] - b[0], di = (int64_t)a[1] + b[1];
+    /* W^k = c - i s; the Nyquist bin k = N/2 is past the table: W = -1 */
+    const int64_t c = k < half ? t->twiddle[2u * k] : -((int64_t)1 << TWIDDLE_Q);
+    const int64_t s = k < half ? t->twiddle[2u * k + 1u] : 0;
+    /* 2X = (Z[k] + conj Z[N/2-k]) - i W^k (Z[k] - conj Z[N/2-k]) */
+    const int64_t xr = sr + round_shift(c * di - s * dr, TWIDDLE_Q);
+    const int64_t xi = si - round_shift(c * dr + s * di, TWIDDLE_Q);
+    const uint32_t magnitude =
+        isqrt64((uint64_t)(xr * xr) + (uint64_t)(xi * xi));
+    const uint8_t band = t->mel_band[i];
+    /* acc[j + 1] is band j: the falling slope's band is mel_band - 1 */
+    acc[band] += (uint64_t)t->mel_weight[2u * i] * magnitude;
+    acc[band + 1u] += (uint64_t)t->mel_weight[2u * i + 1u] * magnitude;
+  }
+  for (i = 0; i < t->num_mel; ++i) {
+    const uint64_t v = (acc[i + 1u] + ((uint64_t)1 << (t->mel_shift - 1u))) >>
+                       t->mel_shift;
+    mel[i] = v > 0xFFFFFFFFu ? 0xFFFFFFFFu : (uint32_t)v;
+  }
+  state->peak[state->next] = peak;
+  state->exponent[state->next] =
+      31 + (int32_t)g - (int32_t)t->input_shift - (int32_t)t->mel_shift;
+  state->next = (state->next + 1u) % state->num_frames;
+  if (state->filled < state->num_frames) state->filled += 1u;
+}
+
+size_t kws_mfcc_add(kws_mfcc* state, const int16_t* samples, size_t n) {
+  const size_t length = state->tables->window_length;
+  const size_t stride = state->tables->stride;
+  size_t frames = 0u;
+  while (n > 0u) {
+    const size_t room = length - state->frame_fill;
+    const size_t take = n < room ? n : room;
+    size_t i;
+    for (i = 0; i < take; ++i) state->frame[state->frame_fill + i] = samples[i];
+    state->frame_fill += take;
+    samples += take;
+    n -= take;
+    if (state->frame_fill == length) {
+      compute_frame(state);
+      ++frames;
+      memmove(state->frame, state->frame + stride,
+              (length - stride) * sizeof(int32_t));
+      state->frame_fill = length - stride;
+    }
+  }
+  return frames;
+}
+
+void kws_mfcc_window(const kws_mfcc* state, int32_t* out) {
+  const kws_mfcc_tables* t = state->tables;
+  const size_t nm = t->num_mel, nc = t->num_coefficients;
+  int32_t logs[KWS_MFCC_MAX_MEL];
+  int32_t peak = 1;
+  uint64_t offset;
+  int32_t log2_peak;
+  size_t f, j, k;
+  for (f = 0; f < state->num_frames; ++f) {
+    if (state->peak[f] > peak) peak = state->peak[f];
+  }
+  /* eps * peak at exponent KWS_MFCC_LOG_OFFSET_Q: < 2^32 * 2^15 */
+  offset = (uint64_t)t->log_offset * (uint32_t)peak;
+  log2_peak = log2_q24(t, (uint32_t)peak);
+  for (f = 0; f < state->num_frames; ++f) {
+    const size_t slot = (state->next + f) % state->num_frames;
+    const uint32_t* mel = state->mel + slot * nm;
+    const int32_t e = state->exponent[slot];
+    for (j = 0; j < nm; ++j) {
+      /* mel * 2^-e + offset * 2^-50 as sum * 2^-exponent, in uint64 */
+      uint64_t sum = offset;
+      int32_t exponent = KWS_MFCC_LOG_OFFSET_Q;
+      const int32_t d = KWS_MFCC_LOG_OFFSET_Q - e;
+      if (mel[j] != 0u) {
+        if (d <= 31) {
+          sum = ((uint64_t)mel[j] << d) + offset;
+        } else { /* offset's lost bits are < 2^-31 of mel */
+          sum = ((uint64_t)mel[j] << 31) + (offset >> (d - 31));
+          exponent = e + 31;
+        }
+      }
+      logs[j] = log2_q24(t, sum) - exponent * (1 << LOG2_Q) - log2_peak;
+    }
+    for (k = 0; k < nc; ++k) {
+      const int32_t* row = t->dct + k * nm;
+      int64_t acc = 0;
+      for (j = 0; j < nm; ++j) acc += (int64_t)logs[j] * row[j];
+      /* Q24 * Q30 -> Q(KWS_MFCC_Q) */
+      out[f * nc + k] =
+          (int32_t)round_shift(acc, LOG2_Q + TABLE_Q - KWS_MFCC_Q);
+    }
+  }
+}
+
+int kws_mfcc_quantize(const int32_t* q, int8_t* out, size_t n,
+                      int32_t multiplier, int32_t shift, int32_t zero_point) {
+  size_t i;
+  if (multiplier < 0 || shift < 0 || shift > 62) return -1;
+  for (i = 0; i < n; ++i) {
+    /* |q * multiplier| < 2^62: floor_shift's bias covers it */
+    const int64_t product = (int64_t)q[i] * multiplier;
+    const int64_t scaled =
+        (shift > 0 ? round_shift(product, (unsigned)shift) : product) +
+        zero_point;
+    out[i] = (int8_t)(scaled < -128 ? -128 : (scaled > 127 ? 127 : scaled));
+  }
+  return 0;
+}
