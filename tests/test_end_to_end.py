@@ -10,7 +10,7 @@ import pytest
 
 import kws
 from kws import cli
-from kws.paths import repo_relative
+from kws.paths import REPO_ROOT, portable, repo_relative
 
 
 def test_int8_model_beats_chance_on_held_back_speakers(tiny_model, synth_data, tmp_path, capsys):
@@ -99,20 +99,29 @@ def test_a_test_set_kept_apart_evaluates_and_says_which_clips(tiny_model, synth_
         assert clips >= 10  # the 10 keyword clips, unknown words drawn to their share, silence
 
 
-def test_every_option_has_help_and_shows_its_default():
+@pytest.mark.parametrize("columns", ["80", "40", "200"])
+def test_every_option_has_help_and_shows_its_default(columns, monkeypatch):
+    # At any terminal width and wherever the repository sits: a default inside it is shown as typed there
+    # (models/speech_commands_12), never as this clone's absolute path, and no line breaks at a hyphen.
+    monkeypatch.setenv("COLUMNS", columns)
     parser = cli.build_parser()
     commands = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)][0].choices
     parsers = {name: sub for name, sub in commands.items() if name != "data"}
     data = [action for action in commands["data"]._actions if isinstance(action, argparse._SubParsersAction)][0]
     parsers.update({f"data {name}": sub for name, sub in data.choices.items()})
     for name, sub in parsers.items():
-        text = " ".join(sub.format_help().split())
+        help_text = sub.format_help()
+        assert str(REPO_ROOT) not in help_text, f"kws {name}: an absolute path of this clone in the help"
+        text = " ".join(help_text.split())
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
             assert action.help, f"kws {name} {action.dest}: no help"
             if action.default not in (None, False, []) and not action.required:
-                assert f"(default: {action.default})" in text, f"kws {name} {action.dest}: default not shown"
+                shown = portable(action.default)  # repository-relative when inside it
+                assert f"(default: {shown})" in text, f"kws {name} {action.dest}: default not shown"
+    assert "(default: models/speech_commands_12)" in " ".join(parsers["sim"].format_help().split())
+    assert "(default: configs/quickstart.toml)" in " ".join(parsers["quickstart"].format_help().split())
     scoring = {name: parsers[name].parse_args(["--model", "m", "--data", "d"]).split for name in ("eval", "report")}
     assert scoring == {"eval": "heldout", "report": "heldout"}
     assert parsers["bench"].parse_args(["--data", "d"]).split == "heldout"

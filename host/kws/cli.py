@@ -8,12 +8,13 @@ import json
 import shlex
 import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 from kws import __version__, cache_dir
 from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
 from kws.firmware import board_build_flags
-from kws.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY
+from kws.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY, portable
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -267,14 +268,22 @@ def cmd_m4(args: argparse.Namespace) -> int:
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
-    """Every option's help ends with its default, unless it has none worth showing (off, empty, required)."""
+    """Every option's help ends with its default, unless it has none worth showing (off, empty, required).
+
+    A default inside the repository (the shipped model, the demo's config) is shown as the user would type it there
+    (`models/speech_commands_12`), not as this clone's absolute path; the parsed default stays absolute, so it works
+    from any directory. Lines never break at a hyphen or inside a word: `espeak-ng` or a path split over two lines
+    reads as two words (and cannot be copied)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         unset = action.default is None or action.default is False or action.default == []
         if action.required or unset or action.default == argparse.SUPPRESS or "%(default)" in text:
             return text
-        return f"{text} (default: %(default)s)"
+        return f"{text} (default: {str(portable(action.default)).replace('%', '%%')})"
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
 
 
 def _command(commands: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
