@@ -102,7 +102,6 @@ def _claim_model_folder(out: Path, force: bool) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from kws import config as config_module
     from kws.export import export
-    from kws.quiet import native_stderr_only_silenced
 
     _claim_model_folder(Path(args.out), args.force)
     config = config_module.load(args.config)
@@ -110,9 +109,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     train_log = Path(args.model).parent / "train.json"
     training = json.loads(train_log.read_text()) if train_log.exists() else {}
     recipe = [line for line in (training.get("command"), args.command_line) if line]
-    with native_stderr_only_silenced():  # the converter prints its settings ("fully_quantize: 0, ...") natively
-        result = export(config, Path(args.model), data, Path(args.out), recipe=recipe,
-                        training={key: training[key] for key in ("seconds", "best", "parameters") if key in training})
+    result = export(config, Path(args.model), data, Path(args.out), recipe=recipe,
+                    training={key: training[key] for key in ("seconds", "best", "parameters") if key in training})
     print(f"{result.out_dir}: model {result.tflite_bytes} B, arena {result.arena_size} B "
           f"(measured {result.arena_measured} B), ops {', '.join(result.ops)}")
     print(not_calibrated_note(config, args.out, args.data, args.noise))

@@ -73,17 +73,21 @@ class Exported:
 
 
 def load_keras(model_path: Path):  # noqa: ANN201 - tf_keras.Model, imported lazily
-    """The trained float model (a QAT model needs tfmot's scope to deserialize its wrappers)."""
+    """The trained float model, for inference and conversion (a QAT model needs tfmot's scope to deserialize its
+    wrappers). Not compiled: nothing here trains it, and restoring the optimizer's state logs "Skipping variable
+    loading for optimizer ..." whenever the saved state does not match, which reads like a broken model."""
     import tensorflow_model_optimization as tfmot
     import tf_keras
 
     with tfmot.quantization.keras.quantize_scope():
-        return tf_keras.models.load_model(model_path)
+        return tf_keras.models.load_model(model_path, compile=False)
 
 
 def to_int8_tflite(model: object, representative: np.ndarray) -> bytes:
     """Full-integer quantization with int8 input and output, calibrated on representative float features."""
     import tensorflow as tf
+
+    from kws.quiet import native_stderr_only_silenced
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -99,7 +103,8 @@ def to_int8_tflite(model: object, representative: np.ndarray) -> bytes:
             yield [example[np.newaxis].astype(np.float32)]
 
     converter.representative_dataset = samples
-    return converter.convert()
+    with native_stderr_only_silenced():  # the converter prints its settings ("fully_quantize: 0, ...") natively
+        return converter.convert()
 
 
 def export(config: Config, model_path: Path, data: Features, out_dir: Path, recipe: list[str] | None = None,
