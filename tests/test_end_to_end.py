@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -112,6 +113,8 @@ def test_every_option_has_help_and_shows_its_default(columns, monkeypatch):
     for name, sub in parsers.items():
         help_text = sub.format_help()
         assert str(REPO_ROOT) not in help_text, f"kws {name}: an absolute path of this clone in the help"
+        # A value, not the name of the constant that holds it (kws calibrate --spread showed kws.calibrate.SPREAD).
+        assert not re.search(r"\bkws\.\w+\.[A-Z_]{2,}\b", help_text), f"kws {name}: a constant's name in the help"
         text = " ".join(help_text.split())
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
@@ -122,6 +125,7 @@ def test_every_option_has_help_and_shows_its_default(columns, monkeypatch):
                 assert f"(default: {shown})" in text, f"kws {name} {action.dest}: default not shown"
     assert "(default: models/speech_commands_12)" in " ".join(parsers["sim"].format_help().split())
     assert "(default: configs/quickstart.toml)" in " ".join(parsers["quickstart"].format_help().split())
+    assert "(default: 2)" in " ".join(parsers["calibrate"].format_help().split())
     scoring = {name: parsers[name].parse_args(["--model", "m", "--data", "d"]).split for name in ("eval", "report")}
     assert scoring == {"eval": "heldout", "report": "heldout"}
     assert parsers["bench"].parse_args(["--data", "d"]).split == "heldout"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kws import __version__, cache_dir
 from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
+from kws.defaults import SPREAD
 from kws.firmware import board_build_flags
 from kws.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY, portable
 
@@ -167,9 +168,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from kws.calibrate import SPREAD, run
+    from kws.calibrate import run
 
-    spread = SPREAD if args.spread is None else None if args.spread == "free" else args.spread
+    spread = None if args.spread == "free" else args.spread
     return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
                args.backend, args.split, args.seed, command=args.command_line, other_word_folders=args.other_words,
                spread=spread)
@@ -362,10 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stream_arguments(calibrate)
     calibrate.add_argument("--target-fa-per-hour", type=float, metavar="X",
                            help="none given: the model config's recognizer.false_accepts_per_hour")
-    calibrate.add_argument("--spread", type=_spread, metavar="N|free",
+    calibrate.add_argument("--spread", type=_spread, default=SPREAD, metavar="N|free",
                            help="every keyword's threshold within N grid steps (10 points each) of a shared one, so "
                                 "that the fit carries over to other speakers; 'free': one threshold per keyword "
-                                "unconstrained (none given: kws.calibrate.SPREAD)")
+                                "unconstrained")
     calibrate.set_defaults(handler=cmd_calibrate)
 
     quickstart = _command(commands, "quickstart", "offline demo: synthetic yes/no → train → export → eval")
