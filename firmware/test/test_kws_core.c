@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kws_core.h"
+#include "kws_mfcc_tables.h"
 
 static int g_passed;
 static int g_failed;
@@ -979,6 +980,199 @@ static void test_window(void) {
   CHECK(out[0] == 7 && out[5] == 7);
 }
 
+/* ---------------- MFCC ---------------- */
+
+#define MFCC_WORDS KWS_MFCC_STORAGE_WORDS(480, 512, 40, KWS_MFCC_FRAMES)
+#define MFCC_VALUES (KWS_MFCC_FRAMES * 10)
+static const kws_mfcc_tables kMfccTables = KWS_MFCC_TABLES_INIT;
+static int32_t g_mfcc_storage[MFCC_WORDS];
+static int32_t g_mfcc_storage2[MFCC_WORDS];
+static int16_t g_clip[16000];
+
+static uint32_t g_mfcc_rng = 1u;
+static int16_t mfcc_noise(int32_t amplitude) {
+  g_mfcc_rng = g_mfcc_rng * 1664525u + 1013904223u;
+  return (int16_t)((int32_t)(g_mfcc_rng >> 16) % (2 * amplitude + 1) - amplitude);
+}
+
+/* The MFCCs of g_clip from a reset front end. */
+static void mfcc_of_clip(kws_mfcc* m, int32_t* out) {
+  kws_mfcc_reset(m);
+  CHECK_EQ(kws_mfcc_add(m, g_clip, 16000), KWS_MFCC_FRAMES);
+  kws_mfcc_window(m, out);
+}
+
+static long long max_abs_diff(const int32_t* a, const int32_t* b, size_t n) {
+  long long worst = 0;
+  size_t i;
+  for (i = 0; i < n; ++i) {
+    const long long d = (long long)a[i] - b[i];
+    if ((d < 0 ? -d : d) > worst) worst = d < 0 ? -d : d;
+  }
+  return worst;
+}
+
+static void test_mfcc_init_rejects_bad_tables(void) {
+  kws_mfcc m;
+  kws_mfcc_tables t = kMfccTables;
+  CHECK_EQ(kws_mfcc_init(&m, &t, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS), 0);
+  CHECK_EQ(kws_mfcc_init(&m, &t, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS - 1), -1);
+  CHECK_EQ(kws_mfcc_init(&m, &t, 0, g_mfcc_storage, MFCC_WORDS), -1);
+  t.fft_length = 500; /* not a power of two */
+  CHECK_EQ(kws_mfcc_init(&m, &t, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS), -1);
+  t = kMfccTables;
+  t.stride = 481; /* beyond the window */
+  CHECK_EQ(kws_mfcc_init(&m, &t, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS), -1);
+  t = kMfccTables;
+  t.num_bins = 257; /* past the Nyquist bin */
+  CHECK_EQ(kws_mfcc_init(&m, &t, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS), -1);
+  t = kMfccTables;
+  t.num_mel = KWS_MFCC_MAX_MEL + 1;
+  CHECK_EQ(kws_mfcc_init(&m, &t, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS), -1);
+  t = kMfccTables;
+  t.dct = NULL;
+  CHECK_EQ(kws_mfcc_init(&m, &t, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS), -1);
+}
+
+/* A frame after 480 samples, then one per 320, however the samples come. */
+static void test_mfcc_frame_timing(void) {
+  kws_mfcc m;
+  int16_t zeros[480];
+  int i;
+  memset(zeros, 0, sizeof zeros);
+  kws_mfcc_init(&m, &kMfccTables, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS);
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 479), 0);
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 1), 1);
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 319), 0);
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 1), 1);
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 480), 1); /* 320 complete one, 160 wait */
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 160), 1);
+  CHECK(!kws_mfcc_full(&m));
+  for (i = 0; i < 44; ++i) kws_mfcc_add(&m, zeros, 320);
+  CHECK(!kws_mfcc_full(&m)); /* 48 frames */
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 320), 1);
+  CHECK(kws_mfcc_full(&m));
+  kws_mfcc_reset(&m);
+  CHECK(!kws_mfcc_full(&m));
+  CHECK_EQ(kws_mfcc_add(&m, zeros, 400), 0); /* the partial frame is gone */
+}
+
+/* Silence: every log mel is ln(1e-6), so c0 = 40 ln(1e-6) sqrt(2/40) and
+ * the rest 0; a reset front end (no frame yet) gives the same. */
+static void test_mfcc_silence(void) {
+  static int32_t out[MFCC_VALUES], fresh[MFCC_VALUES];
+  kws_mfcc m;
+  const int32_t c0 = -8098263; /* -123.5691 * 2^16 */
+  int i, worst = 0;
+  kws_mfcc_init(&m, &kMfccTables, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS);
+  kws_mfcc_window(&m, fresh);
+  memset(g_clip, 0, sizeof g_clip);
+  mfcc_of_clip(&m, out);
+  CHECK_EQ(max_abs_diff(out, fresh, MFCC_VALUES), 0);
+  for (i = 0; i < MFCC_VALUES; ++i) {
+    const int32_t expected = i % 10 == 0 ? c0 : 0;
+    const int32_t d = out[i] > expected ? out[i] - expected : expected - out[i];
+    if (d > worst) worst = d;
+  }
+  CHECK(worst < 20); /* 3e-4 */
+}
+
+/* Any chunking gives the same bits as one call; reset forgets the past. */
+static void test_mfcc_streaming_and_reset(void) {
+  static int32_t whole[MFCC_VALUES], chunked[MFCC_VALUES];
+  kws_mfcc m;
+  size_t at = 0, chunk = 1;
+  int i;
+  for (i = 0; i < 16000; ++i) g_clip[i] = mfcc_noise(i < 8000 ? 3000 : 200);
+  kws_mfcc_init(&m, &kMfccTables, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS);
+  mfcc_of_clip(&m, whole);
+  kws_mfcc_add(&m, g_clip, 5000); /* history the reset must drop */
+  kws_mfcc_reset(&m);
+  while (at < 16000) {
+    const size_t take = 16000 - at < chunk ? 16000 - at : chunk;
+    kws_mfcc_add(&m, g_clip + at, take);
+    at += take;
+    chunk = chunk * 7 % 1013 + 1;
+  }
+  kws_mfcc_window(&m, chunked);
+  CHECK_EQ(max_abs_diff(whole, chunked, MFCC_VALUES), 0);
+  /* a second state in other storage agrees: nothing is shared */
+  {
+    kws_mfcc other;
+    CHECK_EQ(kws_mfcc_init(&other, &kMfccTables, KWS_MFCC_FRAMES,
+                           g_mfcc_storage2, MFCC_WORDS), 0);
+    mfcc_of_clip(&other, chunked);
+    CHECK_EQ(max_abs_diff(whole, chunked, MFCC_VALUES), 0);
+  }
+}
+
+/* Peak normalization: x and 8x give the same MFCCs up to rounding, from
+ * quiet noise up to a full-scale square wave (an overflow would not). */
+static void test_mfcc_scale_invariance(void) {
+  static int32_t quiet[MFCC_VALUES], loud[MFCC_VALUES];
+  kws_mfcc m;
+  int i, round;
+  kws_mfcc_init(&m, &kMfccTables, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS);
+  for (round = 0; round < 2; ++round) {
+    for (i = 0; i < 16000; ++i) {
+      g_clip[i] = round == 0 ? mfcc_noise(500)
+                             : (int16_t)((i / 23) % 2 ? 4095 : -4096);
+    }
+    mfcc_of_clip(&m, quiet);
+    for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)(g_clip[i] * 8);
+    mfcc_of_clip(&m, loud);
+    CHECK(max_abs_diff(quiet, loud, MFCC_VALUES) < 200); /* 0.003 */
+  }
+  CHECK(loud[0] > -60 * 65536); /* far above silence (-123.6): no wrap */
+}
+
+/* A clip below zero throughout is normalized by 1 LSB: -x gives what x does
+ * when x's maximum is 1 (|X| does not see the sign). */
+static void test_mfcc_negative_clip(void) {
+  static int32_t pos[MFCC_VALUES], neg[MFCC_VALUES];
+  kws_mfcc m;
+  int i;
+  kws_mfcc_init(&m, &kMfccTables, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS);
+  for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)(i % 3 == 0 ? 1 : 0);
+  mfcc_of_clip(&m, pos);
+  for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)-g_clip[i];
+  mfcc_of_clip(&m, neg);
+  CHECK_EQ(max_abs_diff(pos, neg, MFCC_VALUES), 0);
+  for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)(-1000 - (i % 7) * 100);
+  mfcc_of_clip(&m, neg);
+  CHECK(neg[0] > 10 * 65536); /* unscaled int16 units: log mel ~ 12 */
+}
+
+static void test_mfcc_quantize(void) {
+  /* multiplier / 2^shift = 2^-16: one int8 step per 1.0 of MFCC */
+  const int32_t q[8] = {0, 32768, 32767, -32768, -98304, 65536 * 200,
+                        -65536 * 300, 2147483647};
+  int8_t out[8];
+  CHECK_EQ(kws_mfcc_quantize(q, out, 8, 1073741824, 46, 10), 0);
+  CHECK_EQ(out[0], 10);
+  CHECK_EQ(out[1], 11);  /* 0.5 rounds up */
+  CHECK_EQ(out[2], 10);  /* 0.49998 rounds down */
+  CHECK_EQ(out[3], 10);  /* -0.5 rounds up, to 0 */
+  CHECK_EQ(out[4], 9);   /* -1.5 rounds up, to -1 */
+  CHECK_EQ(out[5], 127); /* saturates */
+  CHECK_EQ(out[6], -128);
+  CHECK_EQ(out[7], 127);
+  CHECK_EQ(kws_mfcc_quantize(q, out, 8, 3, 0, -5), 0); /* shift 0 */
+  CHECK_EQ(out[0], -5);
+  CHECK_EQ(out[1], 127);
+  CHECK_EQ(kws_mfcc_quantize(q, out, 8, -1, 10, 0), -1);
+  CHECK_EQ(kws_mfcc_quantize(q, out, 8, 1, 63, 0), -1);
+  /* the MLPerf model's input: scale 0.5847, zero point 83 */
+  {
+    const int32_t mfcc[3] = {-8098375, 0, 1000000};
+    int8_t o[3];
+    kws_mfcc_quantize(mfcc, o, 3, 1836388716, 46, 83); /* 1/(0.5847 2^16) */
+    CHECK_EQ(o[0], -128); /* -211.3 + 83 saturates */
+    CHECK_EQ(o[1], 83);
+    CHECK_EQ(o[2], 109); /* 26.10 + 83 */
+  }
+}
+
 int main(void) {
   test_ring_init_rejects_bad_capacity();
   test_ring_empty_and_full();
@@ -1022,6 +1216,13 @@ int main(void) {
   test_scale_known_values();
   test_scale_large_multiplier();
   test_window();
+  test_mfcc_init_rejects_bad_tables();
+  test_mfcc_frame_timing();
+  test_mfcc_silence();
+  test_mfcc_streaming_and_reset();
+  test_mfcc_scale_invariance();
+  test_mfcc_negative_clip();
+  test_mfcc_quantize();
   printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }
