@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kws_core.h"
+#include "kws_mfcc_tables.h"
 
 static uint32_t g_state = 0x12345678u;
 
@@ -273,6 +274,68 @@ static void run_txq(void) {
   }
 }
 
+/* Clips of every kind (noise at random levels with a random envelope, a
+ * full-scale square wave, a click in silence, all-negative), fed in random
+ * chunks; the window is printed at random points, before it is full too. */
+static void run_mfcc(void) {
+  static const kws_mfcc_tables tables = KWS_MFCC_TABLES_INIT;
+  static int32_t storage[KWS_MFCC_STORAGE_WORDS(480, 512, 40,
+                                                KWS_MFCC_FRAMES)];
+  static int32_t out[KWS_MFCC_FRAMES * 10];
+  static int16_t clip[16000];
+  kws_mfcc m;
+  int c, i;
+  printf("mfcc init=%d\n", kws_mfcc_init(&m, &tables, KWS_MFCC_FRAMES, storage,
+                                         sizeof storage / sizeof storage[0]));
+  for (c = 0; c < 8; ++c) {
+    const uint32_t kind = (uint32_t)c % 4u;
+    const int32_t level = 1 + (int32_t)rnd_below(32767);
+    size_t at = 0;
+    int prints = 0;
+    for (i = 0; i < 16000; ++i) {
+      int32_t v;
+      if (kind == 0u) { /* noise, louder in the middle */
+        const int32_t env = i > 4000 && i < 11000 ? level : level / 16 + 1;
+        v = (int32_t)rnd_below((uint32_t)(2 * env + 1)) - env;
+      } else if (kind == 1u) {
+        v = (i / (7 + c)) % 2 ? 32767 : -32768;
+      } else if (kind == 2u) {
+        v = i == 9000 + c ? level : 0;
+      } else {
+        v = -1 - (int32_t)rnd_below((uint32_t)level);
+      }
+      clip[i] = (int16_t)v;
+    }
+    kws_mfcc_reset(&m);
+    while (at < 16000u) {
+      const size_t chunk = 1u + rnd_below(2000);
+      const size_t take = 16000u - at < chunk ? 16000u - at : chunk;
+      const size_t frames = kws_mfcc_add(&m, clip + at, take);
+      at += take;
+      if (at == 16000u || rnd_below(6) == 0u) {
+        kws_mfcc_window(&m, out);
+        printf("mfcc %d at=%lu frames=%lu full=%d:", c, (unsigned long)at,
+               (unsigned long)frames, kws_mfcc_full(&m));
+        for (i = 0; i < KWS_MFCC_FRAMES * 10; ++i) printf(" %ld", (long)out[i]);
+        printf("\n");
+        ++prints;
+      }
+    }
+    {
+      int8_t q[KWS_MFCC_FRAMES * 10];
+      const int32_t multiplier = (int32_t)(rnd() >> 1);
+      const int32_t shift = 30 + (int32_t)rnd_below(25);
+      const int32_t zero_point = (int32_t)rnd_below(256) - 128;
+      const int st = kws_mfcc_quantize(out, q, KWS_MFCC_FRAMES * 10,
+                                       multiplier, shift, zero_point);
+      printf("mfcc_q %d m=%ld s=%ld zp=%ld st=%d prints=%d:", c,
+             (long)multiplier, (long)shift, (long)zero_point, st, prints);
+      for (i = 0; i < KWS_MFCC_FRAMES * 10; ++i) printf(" %d", (int)q[i]);
+      printf("\n");
+    }
+  }
+}
+
 int main(void) {
   run_ring();
   run_recognizer();
@@ -281,6 +344,7 @@ int main(void) {
   run_scaling();
   run_window();
   run_txq();
+  run_mfcc();
   printf("end\n");
   return 0;
 }

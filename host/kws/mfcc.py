@@ -107,7 +107,7 @@ class MfccTables:
     twiddle: np.ndarray = field(repr=False)  # int32 Q30: cos, sin of 2 pi k / fft_length, k < fft_length / 2
     mel_band: np.ndarray = field(repr=False)  # uint8: per bin, the band of its rising slope (0..mel_bins)
     mel_weight: np.ndarray = field(repr=False)  # uint16 Q15: per bin, falling weight, rising weight
-    dct: np.ndarray = field(repr=False)  # int32 Q30: (coefficients, mel_bins) DCT-II * sqrt(2/mel_bins) * ln 2
+    dct: np.ndarray = field(repr=False)  # int32 Q30: (coefficients, ceil(mel_bins/2)) DCT-II * sqrt(2/mel_bins) * ln 2
     log2_table: np.ndarray = field(repr=False)  # int32 Q30: log2(1 + i / 2**log2_bits)
 
     @classmethod
@@ -121,14 +121,14 @@ class MfccTables:
                              f"and window <= clip_samples ({p.clip_samples})")
         if not 1 <= p.coefficients <= p.mel_bins <= MAX_MEL:
             raise ValueError(f"need 1 <= coefficients ({p.coefficients}) <= mel_bins ({p.mel_bins}) <= {MAX_MEL}")
-        if not 1 <= p.log2_bits <= 16:
-            raise ValueError(f"log2_bits {p.log2_bits} not in 1..16")
+        if not 1 <= p.log2_bits <= 15:
+            raise ValueError(f"log2_bits {p.log2_bits} not in 1..15")
         n = np.arange(p.window, dtype=np.float64)
         window = _q(0.5 - 0.5 * np.cos(2.0 * np.pi * n / p.window), WINDOW_Q, np.uint16)
         angle = 2.0 * np.pi * np.arange(p.fft_length // 2) / p.fft_length
         twiddle = _q(np.stack([np.cos(angle), np.sin(angle)], axis=1).ravel(), TWIDDLE_Q, np.int32)
         first_bin, mel_band, mel_weight = _sparse_mel(p)
-        j = np.arange(p.mel_bins, dtype=np.float64)
+        j = np.arange((p.mel_bins + 1) // 2, dtype=np.float64)  # the other half mirrors it (kws_mfcc.h)
         k = np.arange(p.coefficients, dtype=np.float64)[:, None]
         dct = np.sqrt(2.0 / p.mel_bins) * np.cos(np.pi * k * (2.0 * j + 1.0) / (2.0 * p.mel_bins)) * np.log(2.0)
         log2_table = _q(np.log2(1.0 + np.arange(2**p.log2_bits + 1) / 2.0**p.log2_bits), TABLE_Q, np.int32)

@@ -31,7 +31,6 @@
 #define TWIDDLE_Q 30
 #define LOG2_Q 24   /* log2 values: |log2| < 64, so Q24 fits int32 */
 #define TABLE_Q 30  /* log2 table and DCT */
-#define FRAC_BITS 24 /* interpolation fraction of the log2 table */
 
 /* floor(v / 2^s) for |v| < 2^62 without shifting a negative number (whose
  * result C leaves to the implementation): bias it positive first. */
@@ -63,20 +62,19 @@ static unsigned clz64(uint64_t v) {
   return high ? clz32(high) : 32u + clz32((uint32_t)v);
 }
 
-/* sqrt(v) rounded to nearest, for v < 2^32: the bit-by-bit method. */
+/* sqrt(v) rounded to nearest, for v < 2^32: Newton's method from above
+ * (x0 = 2^ceil(bits/2) >= sqrt(v)) stops at floor(sqrt(v)); the M4 divides
+ * in one instruction, so this is 5-6 short iterations, not 16 bit steps. */
 static uint32_t isqrt32(uint32_t v) {
-  uint32_t rest = v, root = 0u, bit = 1u << 30;
-  while (bit > rest) bit >>= 2;
-  while (bit != 0u) {
-    if (rest >= root + bit) {
-      rest -= root + bit;
-      root = (root >> 1) + bit;
-    } else {
-      root >>= 1;
-    }
-    bit >>= 2;
+  uint32_t x, y;
+  if (v == 0u) return 0u;
+  x = 1u << ((33u - clz32(v)) / 2u);
+  for (;;) {
+    y = (x + v / x) >> 1;
+    if (y >= x) break;
+    x = y;
   }
-  return rest > root ? root + 1u : root; /* v - root^2 > root: round up */
+  return v - x * x > x ? x + 1u : x; /* v - x^2 > x: round up */
 }
 
 /* sqrt(v) for v < 2^64 to 16 significant bits (relative error < 2^-16, i.e.
@@ -89,21 +87,32 @@ static uint32_t isqrt64(uint64_t v) {
 
 /* log2(v) in Q24 for v > 0: the integer part from the leading bit, the
  * fraction from the table, linearly interpolated (error < 3e-6 with 256
- * entries). */
+ * entries). The leading 32 bits are enough: index and a 16-bit fraction take
+ * log2_bits + 16 <= 32 of them. */
 static int32_t log2_q24(const kws_mfcc_tables* t, uint64_t v) {
-  const unsigned top = 63u - clz64(v);
-  const uint64_t m = v << (63u - top); /* leading 1 at bit 63 */
+  const uint32_t high = (uint32_t)(v >> 32), low = (uint32_t)v;
   const unsigned bits = t->log2_bits;
-  const uint32_t index = (uint32_t)(m >> (63u - bits)) & ((1u << bits) - 1u);
-  const uint32_t frac =
-      (uint32_t)(m >> (63u - bits - FRAC_BITS)) & ((1u << FRAC_BITS) - 1u);
-  const int32_t low = t->log2_table[index];
-  /* the table rises, so the step and the product are non-negative */
-  const uint32_t step = (uint32_t)(t->log2_table[index + 1u] - low);
-  const uint32_t y =
-      (uint32_t)low + (uint32_t)(((uint64_t)step * frac) >> FRAC_BITS);
+  unsigned top;
+  uint32_t m, index, frac, step;
+  int32_t base;
+  if (high != 0u) {
+    const unsigned lz = clz32(high);
+    top = 63u - lz;
+    m = lz ? (high << lz) | (low >> (32u - lz)) : high;
+  } else {
+    const unsigned lz = clz32(low);
+    top = 31u - lz;
+    m = low << lz;
+  }
+  /* m: leading 1 at bit 31 */
+  index = (m >> (31u - bits)) & ((1u << bits) - 1u);
+  frac = (m >> (15u - bits)) & 0xFFFFu;
+  base = t->log2_table[index];
+  /* the table rises, so the step is non-negative */
+  step = (uint32_t)(t->log2_table[index + 1u] - base);
+  m = (uint32_t)base + (uint32_t)(((uint64_t)step * frac) >> 16);
   return (int32_t)(top << LOG2_Q) +
-         (int32_t)((y + (1u << (TABLE_Q - LOG2_Q - 1))) >> (TABLE_Q - LOG2_Q));
+         (int32_t)((m + (1u << (TABLE_Q - LOG2_Q - 1))) >> (TABLE_Q - LOG2_Q));
 }
 
 int kws_mfcc_init(kws_mfcc* state, const kws_mfcc_tables* tables,
@@ -125,7 +134,7 @@ int kws_mfcc_init(kws_mfcc* state, const kws_mfcc_tables* tables,
       t->num_coefficients > t->num_mel || t->first_bin == 0u ||
       t->num_bins == 0u ||
       (size_t)t->first_bin + t->num_bins - 1u > t->fft_length / 2u ||
-      t->log2_bits == 0u || t->log2_bits > 16u || t->input_shift > 30u ||
+      t->log2_bits == 0u || t->log2_bits > 15u || t->input_shift > 30u ||
       t->mel_shift == 0u || t->mel_shift > 40u || t->log_offset == 0u) {
     return -1;
   }
@@ -208,17 +217,20 @@ static unsigned load_frame(kws_mfcc* state, int32_t* peak) {
 
 /* In-place radix-2 decimation-in-time FFT of fft_length / 2 points, input in
  * bit-reversed order. Twiddles of the half-size FFT are every second one of
- * the table (W_{N/2}^j = W_N^{2j}). */
+ * the table (W_{N/2}^j = W_N^{2j}). W = 1 and W = -i need no multiply and give
+ * the same bits as the general butterfly would. */
 static void fft(kws_mfcc* state) {
   const int32_t* tw = state->tables->twiddle;
   const size_t n = state->tables->fft_length / 2u;
-  int32_t* z = state->fft;
-  size_t h, j, i;
+  int32_t* const z = state->fft;
+  int32_t* const end = z + 2u * n;
+  size_t h, j;
   for (h = 1u; h < n; h <<= 1) {
-    const size_t step = 2u * (n / (2u * h)); /* in table entries */
-    for (i = 0; i < n; i += 2u * h) {        /* j = 0: W = 1 */
-      int32_t* a = z + 2u * i;
-      int32_t* b = a + 2u * h;
+    const size_t span = 2u * h, jump = 4u * h; /* in int32 */
+    const size_t step = 2u * (n / (2u * h));   /* in table entries */
+    int32_t* a;
+    for (a = z; a < end; a += jump) { /* j = 0: W = 1 */
+      int32_t* b = a + span;
       const int32_t br = b[0], bi = b[1];
       b[0] = a[0] - br;
       b[1] = a[1] - bi;
@@ -227,16 +239,25 @@ static void fft(kws_mfcc* state) {
     }
     for (j = 1u; j < h; ++j) {
       const int32_t c = tw[2u * j * step], s = tw[2u * j * step + 1u];
-      for (i = j; i < n; i += 2u * h) {
-        int32_t* a = z + 2u * i;
-        int32_t* b = a + 2u * h;
+      if (2u * j == h) { /* W = -i: b * W = (b_im, -b_re) */
+        for (a = z + 2u * j; a < end; a += jump) {
+          int32_t* b = a + span;
+          const int32_t tr = b[1], ti = -b[0];
+          b[0] = a[0] - tr;
+          b[1] = a[1] - ti;
+          a[0] += tr;
+          a[1] += ti;
+        }
+        continue;
+      }
+      for (a = z + 2u * j; a < end; a += jump) {
+        int32_t* b = a + span;
+        const int32_t br = b[0], bi = b[1];
         /* b * (c - i s) */
-        const int32_t tr =
-            (int32_t)round_shift((int64_t)c * b[0] + (int64_t)s * b[1],
-                                 TWIDDLE_Q);
-        const int32_t ti =
-            (int32_t)round_shift((int64_t)c * b[1] - (int64_t)s * b[0],
-                                 TWIDDLE_Q);
+        const int32_t tr = (int32_t)round_shift(
+            (int64_t)c * br + (int64_t)s * bi, TWIDDLE_Q);
+        const int32_t ti = (int32_t)round_shift(
+            (int64_t)c * bi - (int64_t)s * br, TWIDDLE_Q);
         b[0] = a[0] - tr;
         b[1] = a[1] - ti;
         a[0] += tr;
@@ -314,7 +335,11 @@ size_t kws_mfcc_add(kws_mfcc* state, const int16_t* samples, size_t n) {
 void kws_mfcc_window(const kws_mfcc* state, int32_t* out) {
   const kws_mfcc_tables* t = state->tables;
   const size_t nm = t->num_mel, nc = t->num_coefficients;
+  const size_t half = nm / 2u, columns = (nm + 1u) / 2u;
   int32_t logs[KWS_MFCC_MAX_MEL];
+  /* |log2| < 2^5 in Q24: sums of two fit int32, and the products
+   * (DCT < 2^28) summed over 32 columns fit int64 */
+  int32_t sums[KWS_MFCC_MAX_MEL / 2], diffs[KWS_MFCC_MAX_MEL / 2];
   int32_t peak = 1;
   uint64_t offset;
   int32_t log2_peak;
@@ -344,10 +369,23 @@ void kws_mfcc_window(const kws_mfcc* state, int32_t* out) {
       }
       logs[j] = log2_q24(t, sum) - exponent * (1 << LOG2_Q) - log2_peak;
     }
+    /* DCT-II symmetry: D[k][nm-1-j] = (-1)^k D[k][j], so the even
+     * coefficients take sums and the odd ones differences of the mirrored
+     * logs, each over half the bands (the middle band of an odd nm once) */
+    for (j = 0; j < half; ++j) {
+      const int32_t lo = logs[j], hi = logs[nm - 1u - j];
+      sums[j] = lo + hi;
+      diffs[j] = lo - hi;
+    }
+    if (nm % 2u) {
+      sums[half] = logs[half];
+      diffs[half] = 0;
+    }
     for (k = 0; k < nc; ++k) {
-      const int32_t* row = t->dct + k * nm;
+      const int32_t* row = t->dct + k * columns;
+      const int32_t* v = k % 2u ? diffs : sums;
       int64_t acc = 0;
-      for (j = 0; j < nm; ++j) acc += (int64_t)logs[j] * row[j];
+      for (j = 0; j < columns; ++j) acc += (int64_t)v[j] * row[j];
       /* Q24 * Q30 -> Q(KWS_MFCC_Q) */
       out[f * nc + k] =
           (int32_t)round_shift(acc, LOG2_Q + TABLE_Q - KWS_MFCC_Q);

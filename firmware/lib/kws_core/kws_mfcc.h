@@ -72,7 +72,7 @@ typedef struct {
    * overflows at full scale (see kws_mfcc.c). */
   uint8_t input_shift;
   uint8_t mel_shift;
-  uint8_t log2_bits;      /* log2_table has 2^log2_bits + 1 entries, 1..16 */
+  uint8_t log2_bits;      /* log2_table has 2^log2_bits + 1 entries, 1..15 */
   uint32_t log_offset;    /* eps (1e-6) * 2^KWS_MFCC_LOG_OFFSET_Q */
   /* periodic Hann, window_length values */
   const uint16_t* window;
@@ -84,8 +84,9 @@ typedef struct {
    * weight 0 */
   const uint8_t* mel_band;
   const uint16_t* mel_weight;
-  /* num_coefficients x num_mel: sqrt(2/num_mel) cos(pi k (2j+1) / (2
-   * num_mel)) * ln 2 (the logs are computed in base 2) */
+  /* num_coefficients x ceil(num_mel / 2): sqrt(2/num_mel) cos(pi k (2j+1) /
+   * (2 num_mel)) * ln 2 (the logs are computed in base 2); column j also
+   * serves band num_mel-1-j, with the sign (-1)^k (DCT-II symmetry) */
   const int32_t* dct;
   /* log2(1 + i / 2^log2_bits), i = 0 .. 2^log2_bits */
   const int32_t* log2_table;
