@@ -51,9 +51,13 @@ class Audio:
 
 @dataclass(frozen=True)
 class Frontend:
-    """TFLM microfrontend parameters (micro_speech's values). The same numbers configure the training features and
-    the firmware's FrontendConfig (emitted into model_settings.h)."""
+    """The board's audio front end. `kind` "microfrontend": the TFLM microfrontend with these parameters
+    (micro_speech's values; the same numbers configure the training features and the firmware's FrontendConfig,
+    emitted into model_settings.h). `kind` "mlperf_mfcc": the MLPerf Tiny KWS MFCCs (kws_core's fixed-point C, the
+    front end the MLPerf reference model and a backbone pruned from it need), `channels` coefficients per slice;
+    the microfrontend's other parameters do not apply to it."""
 
+    kind: str = "microfrontend"  # one of FRONTEND_KINDS
     window_ms: int = 30
     stride_ms: int = 20
     channels: int = 40
@@ -102,6 +106,9 @@ class Model:
     # ds_cnn/cnn classifier input: "average" (global average pooling) or "flatten" (keeps the time-frequency
     # layout; its weights cost flash but almost no time: a dense layer is ~1.9 instructions per weight on M4)
     head: str = "average"
+    # a pretrained .tflite (relative to the config file) whose weights start training: the MLPerf Tiny reference
+    # DS-CNN (kws.backbone), narrowed to `filters` channels by least-squares pruning when filters is below its own
+    backbone: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,9 @@ class Training:
     seed: int = 0
     qat: bool = False  # quantization-aware fine-tuning after float training
     qat_epochs: int = 3
+    # True: each labelled example weighs N / (classes * its class's count) in the loss, so a keyword with a tenth of
+    # another's clips still counts as much (the extra Speech Commands speakers bring yes/no/up/down, not on/off/stop)
+    balance_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +191,7 @@ class Teacher:
         return bool(self.model)
 
 
+FRONTEND_KINDS = ("microfrontend", "mlperf_mfcc")
 TEACHER_LABEL_ALIASES = {"_silence_": "silence", "_unknown_": "unknown"}
 
 
@@ -401,6 +412,12 @@ def _check_values(config: Config) -> None:
             "the board's PDM microphone runs at 16000 (8000 also works)")
     require(250 <= config.audio.clip_ms <= 4000, "audio.clip_ms", config.audio.clip_ms, "must be 250..4000")
     fe = config.frontend
+    require(fe.kind in FRONTEND_KINDS, "frontend.kind", fe.kind, f"known front ends: {', '.join(FRONTEND_KINDS)}")
+    if fe.kind == "mlperf_mfcc":
+        require((fe.window_ms, fe.stride_ms) == (30, 20) and config.audio.sample_rate == 16000, "frontend.kind",
+                fe.kind, "the MLPerf MFCCs take 30 ms windows every 20 ms of 16 kHz audio (frontend.window_ms, "
+                "frontend.stride_ms, audio.sample_rate)")
+        require(1 <= fe.channels <= 40, "frontend.channels", fe.channels, "MFCC coefficients: 1..40 (MLPerf: 10)")
     require(0 < fe.stride_ms <= fe.window_ms, "frontend.stride_ms", fe.stride_ms, "must be positive and <= window_ms")
     require(fe.window_ms < config.audio.clip_ms, "frontend.window_ms", fe.window_ms, "must be shorter than the clip")
     require(1 <= fe.channels <= 64, "frontend.channels", fe.channels, "must be 1..64")

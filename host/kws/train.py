@@ -190,7 +190,14 @@ def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, c
         x_train, y_train, y_val = distillation_data(config, data, x_train, y_train, y_val)
     elif UNLABELED in data.raw:
         raise ValueError("unlabeled speech needs a [teacher] in the config to label it")
-    model = build(config)
+    if config.model.backbone:
+        from kws import backbone
+
+        # the pruning's least squares need the model's activations on a few thousand examples, not all of them
+        sample = np.random.default_rng(config.training.seed).permutation(len(x_train))[:3000]
+        model = backbone.pretrained(config, x_train[np.sort(sample)])
+    else:
+        model = build(config)
     started = time.monotonic()
     best = _fit(config, model, x_train, y_train, x_val, y_val, run_dir, config.training.epochs,
                 config.training.learning_rate, "float", verbose)
@@ -215,6 +222,21 @@ def train(config: Config, data: Features, run_dir: Path, verbose: bool = True, c
     return model_path
 
 
+def class_weights(config: Config, targets: np.ndarray) -> np.ndarray:
+    """Each training row's loss weight: 1, or with `training.balance_classes` N / (classes * its class's count), so
+    every class weighs the same in total. Rows without a class (unlabeled speech, packed targets' -1) keep 1."""
+    hard = (targets[:, 0] if targets.ndim == 2 else targets).astype(np.int64)
+    weights = np.ones(len(hard), np.float32)
+    if config.training.balance_classes:
+        labelled = hard >= 0
+        counts = np.bincount(hard[labelled], minlength=len(config.labels))
+        present = counts > 0
+        per_class = np.zeros(len(counts))
+        per_class[present] = labelled.sum() / (present.sum() * counts[present])
+        weights[labelled] = per_class[hard[labelled]]
+    return weights
+
+
 def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
          y_val: np.ndarray, run_dir: Path, epochs: int, learning_rate: float, phase: str, verbose: bool) -> dict:
     import tf_keras
@@ -231,6 +253,7 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     rng = np.random.default_rng(config.training.seed + 2)
     batch_size = config.training.batch_size
+    weights = class_weights(config, y_train)
 
     def batches():  # a fresh shuffle and fresh SpecAugment masks every epoch
         while True:
@@ -241,7 +264,7 @@ def _fit(config: Config, model: object, x_train: np.ndarray, y_train: np.ndarray
                 if config.augment.frequency_warp:
                     warp = config.augment.frequency_warp
                     batch = frequency_warp(config, batch, rng.uniform(1 - warp, 1 + warp, len(batch)))
-                yield spec_augment(config, batch, rng), y_train[index]
+                yield spec_augment(config, batch, rng), y_train[index], weights[index]
 
     progress = Progress(epochs, f"training {phase}", unit="epochs")
     restore_best = config.training.restore_best
