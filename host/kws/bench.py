@@ -6,7 +6,9 @@ model input equals the training features), and answers RESULT with its class and
 
 Energy comes from the board power model in the config (`[board]`, sources in docs/energy.md) via `kws.cost.energy`:
 on a real board (timing=dwt) with the measured median inference time, on the virtual board (timing=host, where
-host time says nothing about the M4) with its `est_m4_us` estimate.
+host time says nothing about the M4) with its `est_m4_us`: the model's instructions per inference, counted on a
+Cortex-M4 by `kws m4` when the model has an m4_measurement.json (HELLO's est_m4=measured), else estimated by
+`kws.cost`, at the config's cycles per instruction.
 """
 
 from __future__ import annotations
@@ -32,6 +34,19 @@ from kws.protocol import Message, clip_payload, split_audio
 
 RESULT_TIMEOUT_S = 30.0
 STAGES = ("fe_us", "inf_us", "step_us")
+# What each RESULT field times (firmware/src/pipeline.cpp). The three are not parts of one sum: the front end runs
+# stride by stride while the clip streams in, and CLIP_END's step holds only what is left, so step_us is often
+# smaller than fe_us.
+STAGE_MEANINGS = {
+    "fe_us": "the front end over the whole clip: every stride's microfrontend and feature scaling, summed as the "
+             "clip streamed in (per stride: divide by the window's slices)",
+    "inf_us": "the one inference on the clip's window",
+    "step_us": "CLIP_END's own work: the audio still buffered through the front end (the board: under a stride; "
+               "the virtual board: none), then the inference",
+}
+# Where the virtual board's est_m4_us comes from, by HELLO's est_m4
+EST_M4_SOURCES = {"measured": "Cortex-M4 instructions measured by kws m4 (the model's m4_measurement.json)",
+                  "estimated": "Cortex-M4 instructions estimated by kws.cost"}
 
 
 def bench_clips(config: Config, source: str | Path, split: str, limit: int | None = None, seed: int = 0) -> data.Clips:
@@ -87,7 +102,9 @@ def summarize(config: Config, hello: Message, clips: data.Clips, results: list[M
                for stage in STAGES}
     timing = hello.fields.get("timing", "dwt")
     if timing == "host":
-        inference_us, inference_source = float(results[0].get_int("est_m4_us")), "est_m4_us (kws.cost estimate)"
+        source = EST_M4_SOURCES.get(hello.fields.get("est_m4", ""), "source not given by the virtual board")
+        inference_us = float(results[0].get_int("est_m4_us"))
+        inference_source = f"est_m4_us: {source}, at the config's cycles per instruction"
     else:
         inference_us, inference_source = float(latency["inf_us"]["p50"]), "measured inf_us p50"
     rec = config.recognizer
@@ -112,7 +129,7 @@ def summarize(config: Config, hello: Message, clips: data.Clips, results: list[M
 
 def markdown(summary: dict) -> str:
     accuracy, latency, power = summary["accuracy"], summary["latency_us"], summary["energy"]
-    rows = "\n".join(f"| {stage} | {values['p50']} | {values['p90']} | {values['p99']} |"
+    rows = "\n".join(f"| {stage} | {STAGE_MEANINGS[stage]} | {values['p50']} | {values['p90']} | {values['p99']} |"
                      for stage, values in latency.items())
     board = summary["board"]
     return f"""# Benchmark: {board['model']} ({board['model_id']})
@@ -125,8 +142,10 @@ Accuracy {accuracy['accuracy']} on {accuracy['clips']} clips (95% CI {accuracy['
 {format_confusion(accuracy)}
 ```
 
-| stage | p50 (us) | p90 (us) | p99 (us) |
-|---|---|---|---|
+Per clip (each field of the board's RESULT; not parts of one sum):
+
+| stage | what it times | p50 (us) | p90 (us) | p99 (us) |
+|---|---|---|---|---|
 {rows}
 
 Throughput: {summary['throughput_clips_per_s']} clips/s.
