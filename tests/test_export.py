@@ -11,16 +11,22 @@ from kws import config as config_module
 from kws.evaluate import ModelDir
 from kws.export import (
     RESOLVER_METHODS,
+    TABLES_BEGIN,
+    TABLES_END,
     ExportError,
     check_board_numerics,
     check_budget,
     export,
     header_calibrated,
+    set_frontend_tables,
     set_recognizer_defines,
     to_int8_tflite,
 )
-from kws.features import Int8Scaling
+from kws.features import Frontend, Int8Scaling
+from kws.paths import REPO_ROOT
 from kws.runtime import Int8Model, model_ops
+
+SHIPPED = sorted(path.parent for path in (REPO_ROOT / "models").glob("*/model_settings.h"))
 
 
 def _macros(header: str) -> dict[str, str]:
@@ -59,12 +65,53 @@ def test_model_settings_are_read_from_the_model(tiny_model):
     assert float(macros["KWS_FE_PCAN_OFFSET"].rstrip("f")) == config.frontend.pcan_offset
     assert int(macros["KWS_RECOGNIZER_THRESHOLD"]) == config.recognizer.threshold
     assert macros["KWS_RECOGNIZER_THRESHOLDS"] == "{" + ", ".join(map(str, config.label_thresholds)) + "}"
+    assert TABLES_BEGIN in (tiny_model / "model_settings.h").read_text()
     assert macros["KWS_RECOGNIZER_CALIBRATED"] == "0" and not header_calibrated(
         (tiny_model / "model_settings.h").read_text())
     assert int(macros["KWS_ARENA_SIZE"]) >= 1.25 * _card(tiny_model)["sizes"]["arena_measured_bytes"]
     # The arena the header promises really runs the model in TFLM.
     Int8Model(model_dir.tflite, "tflm", arena_size=int(macros["KWS_ARENA_SIZE"])).predict(
         np.zeros((1, *model.input_shape[1:3]), np.int8))
+
+
+def _table_macros(header: str) -> dict[str, np.ndarray]:
+    """The KWS_FE_* tables and numbers of a header, continued lines joined."""
+    joined = header.replace("\\\n", "")
+    block = joined[joined.index(TABLES_BEGIN):joined.index(TABLES_END)]
+    return {name: np.array(re.findall(r"-?\d+", value), np.int64)
+            for name, value in re.findall(r"^#define KWS_FE_(\w+) (.+)$", block, flags=re.M)}
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda path: path.name)
+def test_header_carries_the_host_microfrontends_tables(model_dir):
+    """The board uses these instead of computing its own with float code (feature_provider.cpp): they must be what
+    the host's microfrontend, which made the training features, computes for the model's parameters."""
+    config = config_module.load(model_dir / "config.toml")
+    tables = Frontend(config.frontend, config.audio.sample_rate).tables()
+    macros = _table_macros((model_dir / "model_settings.h").read_text())
+    expected = {"WINDOW_COEFFICIENTS": tables.window, "CHANNEL_FREQUENCY_STARTS": tables.channel_frequency_starts,
+                "CHANNEL_WEIGHT_STARTS": tables.channel_weight_starts, "CHANNEL_WIDTHS": tables.channel_widths,
+                "FILTERBANK_WEIGHTS": tables.weights, "FILTERBANK_UNWEIGHTS": tables.unweights,
+                "PCAN_GAIN_LUT": tables.pcan_gain_lut, "FILTERBANK_START_INDEX": [tables.filterbank_start_index],
+                "FILTERBANK_END_INDEX": [tables.filterbank_end_index],
+                "NOISE_EVEN_SMOOTHING_Q14": [tables.even_smoothing], "NOISE_ODD_SMOOTHING_Q14": [tables.odd_smoothing],
+                "NOISE_MIN_SIGNAL_REMAINING_Q14": [tables.min_signal_remaining]}
+    assert set(expected) <= set(macros)
+    for name, values in expected.items():
+        np.testing.assert_array_equal(macros[name], values, err_msg=name)
+
+
+def test_frontend_tables_are_replaced_in_place_and_added_to_an_old_header():
+    """What `python -m kws.export --frontend-tables` does to an exported model: only the tables' lines change."""
+    header = (SHIPPED[0] / "model_settings.h").read_text()
+    config = config_module.load(SHIPPED[0] / "config.toml")
+    assert set_frontend_tables(header, config) == header
+    start, end = header.index(TABLES_BEGIN), header.index(TABLES_END) + len(TABLES_END) + 2
+    old = header[:start] + header[end:]  # as written before the tables existed
+    assert TABLES_BEGIN not in old and "#define KWS_FE_SCALE_SHIFT" in old
+    assert set_frontend_tables(old, config) == header
+    with pytest.raises(ExportError, match="Model input"):
+        set_frontend_tables(old.replace("// Model input:", "// input:"), config)
 
 
 def test_resolver_registers_exactly_the_models_ops(tiny_model):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kws.config import from_dict
-from kws.features import FLOAT_SCALE, ClipFeatures, Frontend, Int8Scaling
+from kws.features import FLOAT_SCALE, PCAN_LUT_SIZE, PCAN_LUT_UNUSED, ClipFeatures, Frontend, Int8Scaling
 
 
 def _clip(seed: int = 0) -> np.ndarray:
@@ -83,3 +83,31 @@ def test_int8_scaling_round_trips_the_quantization(scale, zero_point):
     inside = (ideal > -128) & (ideal < 127)
     dequantized = (q.astype(np.float64) - zero_point) * scale
     assert np.abs(dequantized - raw * FLOAT_SCALE)[inside].max() <= scale * 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("channels", [40, 32])
+def test_tables_are_read_from_the_mirrored_state(channels):
+    """The state structs mirror the library's headers: every table has its documented shape and values, and the
+    fields after them (down to the last struct) hold what the parameters say."""
+    config = from_dict({"frontend": {"channels": channels}})
+    fe = config.frontend
+    frontend = Frontend(fe, 16000)
+    tables = frontend.tables()
+    window = tables.window
+    assert len(window) == fe.window_ms * 16 and window.max() == 4096  # Hann, 12-bit fixed point, symmetric
+    np.testing.assert_array_equal(window, window[::-1])
+    assert len(tables.channel_frequency_starts) == len(tables.channel_widths) == channels + 1
+    assert len(tables.weights) == int((tables.channel_weight_starts + tables.channel_widths).max())
+    taps = tables.weights != 0
+    assert np.all(tables.weights[taps] + tables.unweights[taps] == 4096)  # a tap's weight and unweight sum to 1
+    assert 0 < tables.filterbank_start_index < tables.filterbank_end_index <= 257
+    assert (tables.even_smoothing, tables.odd_smoothing, tables.min_signal_remaining) == tuple(
+        int(value * (1 << 14)) for value in (fe.even_smoothing, fe.odd_smoothing, fe.min_signal_remaining))
+    assert len(tables.pcan_gain_lut) == PCAN_LUT_SIZE and not tables.pcan_gain_lut[PCAN_LUT_UNUSED].any()
+    assert tables.pcan_gain_lut[0] == 32636  # 2^21 * 80^-0.95, the curve's start for the default strength/offset
+    state = frontend._state
+    assert state.noise_reduction.num_channels == state.pcan_gain_control.num_channels == channels
+    assert (state.log_scale.enable_log, state.log_scale.scale_shift) == (int(fe.log), fe.scale_shift)
+    again = Frontend(fe, 16000).tables()
+    for field, value in vars(tables).items():
+        np.testing.assert_array_equal(getattr(again, field), value)

@@ -18,7 +18,7 @@ import numpy as np
 from kws import __version__
 from kws.config import Config
 from kws.data import Features
-from kws.features import Int8Scaling
+from kws.features import Frontend, Int8Scaling
 from kws.paths import portable
 from kws.runtime import (
     TFLITE_SCHEMA_VERSION,
@@ -268,6 +268,7 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 #define KWS_FE_ENABLE_LOG {int(fe.log)}
 #define KWS_FE_SCALE_SHIFT {fe.scale_shift}
 
+{frontend_tables_block(config)}
 // Model input: KWS_NUM_SLICES slices of KWS_SLICE_SIZE int8 features.
 // int8 = clamp(KWS_INPUT_ZERO_POINT + ((raw * KWS_FEATURE_MULTIPLIER + 2^(KWS_FEATURE_SHIFT-1)) >> KWS_FEATURE_SHIFT))
 // maps the microfrontend's uint16 output to the input quantization (scale {model.input.scale!r}).
@@ -301,6 +302,56 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 
 #endif  // KWS_MODEL_SETTINGS_H_
 """
+
+
+TABLES_BEGIN = "// Front-end tables (begin)"
+TABLES_END = "// Front-end tables (end)"
+
+
+def frontend_tables_block(config: Config) -> str:
+    """The KWS_FE_* integer tables of model_settings.h: those the host's microfrontend computed from the parameters
+    above, which made the training features. The board's library computes its own with float code whose rounding
+    depends on how it is compiled (-mfloat-abi=softfp contracts a multiply-add of the filterbank's channel edges into
+    a VFMA and changes two weights of channel 39), so feature_provider.cpp uses these instead."""
+    tables = Frontend(config.frontend, config.audio.sample_rate).tables()
+    lists = {"WINDOW_COEFFICIENTS": tables.window, "CHANNEL_FREQUENCY_STARTS": tables.channel_frequency_starts,
+             "CHANNEL_WEIGHT_STARTS": tables.channel_weight_starts, "CHANNEL_WIDTHS": tables.channel_widths,
+             "FILTERBANK_WEIGHTS": tables.weights, "FILTERBANK_UNWEIGHTS": tables.unweights}
+    if config.frontend.pcan:
+        lists["PCAN_GAIN_LUT"] = tables.pcan_gain_lut
+    scalars = {"FILTERBANK_START_INDEX": tables.filterbank_start_index,
+               "FILTERBANK_END_INDEX": tables.filterbank_end_index, "NOISE_EVEN_SMOOTHING_Q14": tables.even_smoothing,
+               "NOISE_ODD_SMOOTHING_Q14": tables.odd_smoothing,
+               "NOISE_MIN_SIGNAL_REMAINING_Q14": tables.min_signal_remaining}
+    lines = [TABLES_BEGIN,
+             "// What FrontendPopulateState computes from the parameters above with float arithmetic, as the host's",
+             "// microfrontend (the training features') computed it; feature_provider.cpp uses these instead of the",
+             "// library's own, whose rounding depends on compiler flags (e.g. -mfloat-abi=softfp).",
+             *(f"#define KWS_FE_{name} {value}" for name, value in scalars.items()),
+             *(f"#define KWS_FE_{name} {_c_list(values)}" for name, values in lists.items()),
+             TABLES_END]
+    return "\n".join(lines) + "\n"
+
+
+def _c_list(values: np.ndarray, per_line: int = 16) -> str:
+    """A braced initializer, `per_line` values to a continued line."""
+    rows = [", ".join(str(int(v)) for v in values[i:i + per_line]) for i in range(0, len(values), per_line)]
+    return "{ \\\n    " + ", \\\n    ".join(rows) + "}"
+
+
+def set_frontend_tables(header: str, config: Config) -> str:
+    """model_settings.h text with its front-end tables written from the config (replaced, or inserted before the
+    model input's section in a header from before them); every other byte unchanged. `kws.export --frontend-tables
+    DIR` applies it to an exported model without re-quantizing it."""
+    block = frontend_tables_block(config)
+    if TABLES_BEGIN in header:
+        start, end = header.index(TABLES_BEGIN), header.index(TABLES_END) + len(TABLES_END) + 1
+        return header[:start] + block + header[end:]
+    anchor = "// Model input:"
+    if anchor not in header:
+        raise ExportError(f"model_settings.h has no '{anchor}' section to put the front-end tables before")
+    at = header.index(anchor)
+    return header[:at] + block + "\n" + header[at:]
 
 
 def recognizer_defines(config: Config, calibrated: bool = False) -> str:
@@ -347,3 +398,32 @@ def set_recognizer_defines(header: str, config: Config, calibrated: bool = True)
 
 def _c_float(value: float) -> str:
     return np.format_float_positional(np.float32(value), trim="0") + "f"  # shortest text that round-trips
+
+
+def refresh_frontend_tables(model_dir: Path) -> bool:
+    """Writes the front-end tables into an exported model's model_settings.h from its config.toml; whether the
+    header changed. model.tflite and model_data.cc stay as they are."""
+    from kws.config import load
+
+    header_path = model_dir / "model_settings.h"
+    header = header_path.read_text()
+    updated = set_frontend_tables(header, load(model_dir / "config.toml"))
+    header_path.write_text(updated)
+    return updated != header
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m kws.export", description="maintenance of exported models")
+    parser.add_argument("--frontend-tables", nargs="+", required=True, metavar="DIR", type=Path,
+                        help="write the front-end tables into these models' model_settings.h")
+    args = parser.parse_args(argv)
+    for model_dir in args.frontend_tables:
+        changed = refresh_frontend_tables(model_dir)
+        print(f"{model_dir / 'model_settings.h'}: {'updated' if changed else 'unchanged'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -62,9 +62,84 @@ class _FrontendOutput(ctypes.Structure):
     _fields_ = [("values", ctypes.POINTER(ctypes.c_uint16)), ("size", ctypes.c_size_t)]
 
 
-# struct FrontendState holds only sizes and pointers to buffers the library allocates (well under 1 KB on
-# 64-bit hosts); we hand it opaque, generously sized storage rather than mirroring its private layout.
-_STATE_BYTES = 4096
+# The public state structs of tensorflow/lite/experimental/microfrontend/lib/*.h, mirrored from the pinned TFLM
+# Arduino library's headers (TensorFlow's op library is built from the same sources and ships no headers): the
+# exporter reads the integer tables FrontendPopulateState computed on the host from them (`Frontend.tables`).
+class _WindowState(ctypes.Structure):
+    _fields_ = [("size", ctypes.c_size_t), ("coefficients", ctypes.POINTER(ctypes.c_int16)),
+                ("step", ctypes.c_size_t), ("input", ctypes.POINTER(ctypes.c_int16)),
+                ("input_used", ctypes.c_size_t), ("output", ctypes.POINTER(ctypes.c_int16)),
+                ("max_abs_output_value", ctypes.c_int16)]
+
+
+class _FftState(ctypes.Structure):
+    _fields_ = [("input", ctypes.POINTER(ctypes.c_int16)), ("output", ctypes.c_void_p), ("fft_size", ctypes.c_size_t),
+                ("input_size", ctypes.c_size_t), ("scratch", ctypes.c_void_p), ("scratch_size", ctypes.c_size_t)]
+
+
+class _FilterbankState(ctypes.Structure):
+    _fields_ = [("num_channels", ctypes.c_int), ("start_index", ctypes.c_int), ("end_index", ctypes.c_int),
+                ("channel_frequency_starts", ctypes.POINTER(ctypes.c_int16)),
+                ("channel_weight_starts", ctypes.POINTER(ctypes.c_int16)),
+                ("channel_widths", ctypes.POINTER(ctypes.c_int16)), ("weights", ctypes.POINTER(ctypes.c_int16)),
+                ("unweights", ctypes.POINTER(ctypes.c_int16)), ("work", ctypes.POINTER(ctypes.c_uint64))]
+
+
+class _NoiseReductionState(ctypes.Structure):
+    _fields_ = [("smoothing_bits", ctypes.c_int), ("even_smoothing", ctypes.c_uint16),
+                ("odd_smoothing", ctypes.c_uint16), ("min_signal_remaining", ctypes.c_uint16),
+                ("num_channels", ctypes.c_int), ("estimate", ctypes.POINTER(ctypes.c_uint32))]
+
+
+class _PcanGainControlState(ctypes.Structure):
+    _fields_ = [("enable_pcan", ctypes.c_int), ("noise_estimate", ctypes.POINTER(ctypes.c_uint32)),
+                ("num_channels", ctypes.c_int), ("gain_lut", ctypes.POINTER(ctypes.c_int16)),
+                ("snr_shift", ctypes.c_int32)]
+
+
+class _LogScaleState(ctypes.Structure):
+    _fields_ = [("enable_log", ctypes.c_int), ("scale_shift", ctypes.c_int)]
+
+
+class _FrontendState(ctypes.Structure):
+    _fields_ = [("window", _WindowState), ("fft", _FftState), ("filterbank", _FilterbankState),
+                ("noise_reduction", _NoiseReductionState), ("pcan_gain_control", _PcanGainControlState),
+                ("log_scale", _LogScaleState)]
+
+
+# pcan_gain_control_util.h: kWideDynamicFunctionLUTSize = 4 * kWideDynamicFunctionBits - 3 entries. Of each four
+# from entry 2 on, PcanGainControlPopulateState writes three (y0, a1, a2 of one interval) and WideDynamicFunction
+# reads only those: the fourth (entries 5, 9, ..., 121) stays uninitialised heap, so the tables hold 0 there.
+PCAN_LUT_SIZE = 4 * 32 - 3
+PCAN_LUT_UNUSED = slice(5, PCAN_LUT_SIZE, 4)
+
+
+@dataclass(frozen=True)
+class FrontendTables:
+    """The integer tables FrontendPopulateState derives from the parameters with float arithmetic: the window, the
+    filterbank's channel layout and weights, the noise reduction's factors and the PCAN gain curve. Their rounding
+    depends on how that float code is compiled, so the exporter writes the host's (the training features' own) into
+    model_settings.h and the board uses them instead of its own (firmware/src/feature_provider.cpp)."""
+
+    window: np.ndarray  # int16 [window samples]
+    filterbank_start_index: int
+    filterbank_end_index: int
+    channel_frequency_starts: np.ndarray  # int16 [channels + 1]
+    channel_weight_starts: np.ndarray  # int16 [channels + 1]
+    channel_widths: np.ndarray  # int16 [channels + 1]
+    weights: np.ndarray  # int16 [weights]
+    unweights: np.ndarray  # int16 [weights]
+    even_smoothing: int  # noise reduction, 14-bit fixed point
+    odd_smoothing: int
+    min_signal_remaining: int
+    pcan_gain_lut: np.ndarray  # int16 [PCAN_LUT_SIZE], empty without PCAN
+
+
+def _int16s(pointer: ctypes._Pointer, count: int) -> np.ndarray:
+    address = ctypes.cast(pointer, ctypes.c_void_p).value
+    if address is None:
+        raise FrontendError("the microfrontend state holds a null table")
+    return np.ctypeslib.as_array((ctypes.c_int16 * count).from_address(address)).copy()
 
 
 class FrontendError(RuntimeError):
@@ -84,13 +159,14 @@ def _library() -> ctypes.CDLL:
         raise FrontendError(f"{path}: TensorFlow's microfrontend op library is missing")
     with native_stderr_silenced():  # TensorFlow's start-up notices (oneDNN, CUDA) on loading
         library = ctypes.CDLL(str(path))
-    library.FrontendPopulateState.argtypes = [ctypes.POINTER(_FrontendConfig), ctypes.c_void_p, ctypes.c_int]
+    state = ctypes.POINTER(_FrontendState)
+    library.FrontendPopulateState.argtypes = [ctypes.POINTER(_FrontendConfig), state, ctypes.c_int]
     library.FrontendPopulateState.restype = ctypes.c_int
-    library.FrontendProcessSamples.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int16), ctypes.c_size_t,
+    library.FrontendProcessSamples.argtypes = [state, ctypes.POINTER(ctypes.c_int16), ctypes.c_size_t,
                                                ctypes.POINTER(ctypes.c_size_t)]
     library.FrontendProcessSamples.restype = _FrontendOutput
-    library.FrontendReset.argtypes = [ctypes.c_void_p]
-    library.FrontendFreeStateContents.argtypes = [ctypes.c_void_p]
+    library.FrontendReset.argtypes = [state]
+    library.FrontendFreeStateContents.argtypes = [state]
     return library
 
 
@@ -112,9 +188,25 @@ class Frontend:
     def __init__(self, params: FrontendParams, sample_rate: int) -> None:
         self.channels = params.channels
         self._library = _library()
-        self._state = ctypes.create_string_buffer(_STATE_BYTES)
-        if not self._library.FrontendPopulateState(ctypes.byref(frontend_config(params)), self._state, sample_rate):
+        self._state = _FrontendState()
+        if not self._library.FrontendPopulateState(ctypes.byref(frontend_config(params)), ctypes.byref(self._state),
+                                                   sample_rate):
             raise FrontendError(f"the microfrontend rejected the parameters {params}")
+
+    def tables(self) -> FrontendTables:
+        """The integer tables this front end computed from its parameters (what model_settings.h carries)."""
+        state = self._state
+        window, bank, noise, pcan = state.window, state.filterbank, state.noise_reduction, state.pcan_gain_control
+        edges = bank.num_channels + 1  # the filterbank keeps one channel more than it outputs
+        starts = _int16s(bank.channel_weight_starts, edges)
+        widths = _int16s(bank.channel_widths, edges)
+        count = int((starts.astype(np.int64) + widths).max())
+        lut = _int16s(pcan.gain_lut, PCAN_LUT_SIZE) if pcan.enable_pcan else np.zeros(0, np.int16)
+        lut[PCAN_LUT_UNUSED] = 0
+        return FrontendTables(_int16s(window.coefficients, window.size), bank.start_index, bank.end_index,
+                              _int16s(bank.channel_frequency_starts, edges), starts, widths,
+                              _int16s(bank.weights, count), _int16s(bank.unweights, count), noise.even_smoothing,
+                              noise.odd_smoothing, noise.min_signal_remaining, lut)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Feeds int16 samples; returns the uint16 feature slices they complete, shape (n, channels)."""
@@ -125,7 +217,7 @@ class Frontend:
         offset, total = 0, len(samples)
         while offset < total:
             output = self._library.FrontendProcessSamples(
-                self._state, ctypes.cast(ctypes.addressof(pointer.contents) + 2 * offset, ctypes.POINTER(ctypes.c_int16)),
+                ctypes.byref(self._state), ctypes.cast(ctypes.addressof(pointer.contents) + 2 * offset, ctypes.POINTER(ctypes.c_int16)),
                 total - offset, ctypes.byref(consumed))
             offset += consumed.value
             if output.size:
@@ -136,11 +228,11 @@ class Frontend:
 
     def reset(self) -> None:
         """Back to the start-up state (what the board does on CLIP_BEGIN)."""
-        self._library.FrontendReset(self._state)
+        self._library.FrontendReset(ctypes.byref(self._state))
 
     def __del__(self) -> None:
         if hasattr(self, "_state"):
-            self._library.FrontendFreeStateContents(self._state)
+            self._library.FrontendFreeStateContents(ctypes.byref(self._state))
 
 
 def to_float(raw: np.ndarray) -> np.ndarray:
