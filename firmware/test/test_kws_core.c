@@ -1127,17 +1127,18 @@ static void test_mfcc_scale_invariance(void) {
 }
 
 /* A clip below zero throughout is normalized by 1 LSB: -x gives what x does
- * when x's maximum is 1 (|X| does not see the sign). */
+ * when x's maximum is 1 (|X| does not see the sign; the windowing's floor
+ * rounding does, by one unit). */
 static void test_mfcc_negative_clip(void) {
   static int32_t pos[MFCC_VALUES], neg[MFCC_VALUES];
   kws_mfcc m;
   int i;
   kws_mfcc_init(&m, &kMfccTables, KWS_MFCC_FRAMES, g_mfcc_storage, MFCC_WORDS);
-  for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)(i % 3 == 0 ? 1 : 0);
+  for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)(mfcc_noise(1) != 0);
   mfcc_of_clip(&m, pos);
   for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)-g_clip[i];
   mfcc_of_clip(&m, neg);
-  CHECK_EQ(max_abs_diff(pos, neg, MFCC_VALUES), 0);
+  CHECK(max_abs_diff(pos, neg, MFCC_VALUES) < 10); /* 1.5e-4 */
   for (i = 0; i < 16000; ++i) g_clip[i] = (int16_t)(-1000 - (i % 7) * 100);
   mfcc_of_clip(&m, neg);
   CHECK(neg[0] > 10 * 65536); /* unscaled int16 units: log mel ~ 12 */

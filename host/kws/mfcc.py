@@ -27,7 +27,7 @@ import numpy as np
 from kws import core
 
 Q = 16  # fractional bits of the C output (KWS_MFCC_Q)
-WINDOW_Q = 15
+WINDOW_Q = 30  # a Q15 window would leave a leakage floor 96 dB below the peak, which pure tones reach
 TWIDDLE_Q = 30
 MEL_WEIGHT_Q = 15
 TABLE_Q = 30  # DCT and log2 table
@@ -103,7 +103,7 @@ class MfccTables:
     input_shift: int
     mel_shift: int
     log_offset: int
-    window: np.ndarray = field(repr=False)  # uint16 Q15, periodic Hann
+    window: np.ndarray = field(repr=False)  # int32 Q30, periodic Hann
     twiddle: np.ndarray = field(repr=False)  # int32 Q30: cos, sin of 2 pi k / fft_length, k < fft_length / 2
     mel_band: np.ndarray = field(repr=False)  # uint8: per bin, the band of its rising slope (0..mel_bins)
     mel_weight: np.ndarray = field(repr=False)  # uint16 Q15: per bin, falling weight, rising weight
@@ -124,7 +124,7 @@ class MfccTables:
         if not 1 <= p.log2_bits <= 15:
             raise ValueError(f"log2_bits {p.log2_bits} not in 1..15")
         n = np.arange(p.window, dtype=np.float64)
-        window = _q(0.5 - 0.5 * np.cos(2.0 * np.pi * n / p.window), WINDOW_Q, np.uint16)
+        window = _q(0.5 - 0.5 * np.cos(2.0 * np.pi * n / p.window), WINDOW_Q, np.int32)
         angle = 2.0 * np.pi * np.arange(p.fft_length // 2) / p.fft_length
         twiddle = _q(np.stack([np.cos(angle), np.sin(angle)], axis=1).ravel(), TWIDDLE_Q, np.int32)
         first_bin, mel_band, mel_weight = _sparse_mel(p)
@@ -133,8 +133,8 @@ class MfccTables:
         dct = np.sqrt(2.0 / p.mel_bins) * np.cos(np.pi * k * (2.0 * j + 1.0) / (2.0 * p.mel_bins)) * np.log(2.0)
         log2_table = _q(np.log2(1.0 + np.arange(2**p.log2_bits + 1) / 2.0**p.log2_bits), TABLE_Q, np.int32)
         # the shifts of kws_mfcc.c's headroom proof: sum |d| <= _S_LIMIT; every band's weighted sum < 2^32
-        input_shift = next(s for s in range(31) if int(np.sum((window.astype(np.int64) << 15) >> s)) <= _S_LIMIT)
-        total = int(np.sum((window.astype(np.int64) << 15) >> input_shift))
+        input_shift = next(s for s in range(31) if int(np.sum(window.astype(np.int64) >> s)) <= _S_LIMIT)
+        total = int(np.sum(window.astype(np.int64) >> input_shift))
         band_sums = np.zeros(p.mel_bins + 2, np.int64)
         np.add.at(band_sums, mel_band.astype(np.int64), mel_weight[0::2])
         np.add.at(band_sums, mel_band.astype(np.int64) + 1, mel_weight[1::2])
@@ -147,7 +147,7 @@ class MfccTables:
                    mel_weight, _q(dct, TABLE_Q, np.int32), log2_table)
 
     def c_arrays(self) -> dict[str, CArray]:
-        """The tables by name with their C element types, e.g. {"window": CArray("uint16_t", (480,) values)}."""
+        """The tables by name with their C element types, e.g. {"window": CArray("int32_t", (480,) values)}."""
         arrays = {name: getattr(self, name) for name in ("window", "twiddle", "mel_band", "mel_weight", "dct",
                                                           "log2_table")}
         return {name: CArray(_CTYPES[values.dtype], values.ravel()) for name, values in arrays.items()}
@@ -161,7 +161,7 @@ class MfccTables:
                 "log2_bits": p.log2_bits, "log_offset": self.log_offset}
 
     def c_header(self, prefix: str = "KWS_MFCC") -> str:
-        """C declarations of the tables (`static const int16_t KWS_MFCC_WINDOW[480] = {...};`, the frame count)
+        """C declarations of the tables (`static const int32_t KWS_MFCC_WINDOW[480] = {...};`, the frame count)
         and `<prefix>_TABLES_INIT`, a brace initializer of a kws_mfcc_tables (valid C and C++)."""
         lines = [f"#define {prefix}_FRAMES {self.params.frames}"]
         for name, array in self.c_arrays().items():

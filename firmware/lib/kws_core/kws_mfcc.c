@@ -7,9 +7,9 @@
  *
  * Each frame is scaled up by its headroom g, the largest shift with
  * max|x| << g <= 32768, so quiet frames keep their precision. A windowed
- * sample d = (x << g) * w >> input_shift is then at most 2^15 * 2^15 >>
- * input_shift [2^22], and S = sum |d| <= 2^(30 - input_shift) * sum(w) / 2^15
- * [240 * 2^22 = 1.007e9] stays below 2^30.
+ * sample d = (x << g) * w_q30 >> (input_shift + 15) is then at most 2^15 *
+ * 2^15 >> input_shift [2^22], and S = sum |d| <= 2^(15 - input_shift) *
+ * sum(w) [240 * 2^22 = 1.007e9] stays below 2^30.
  *
  * FFT: every value of a radix-2 FFT, in every stage, is a partial DFT of a
  * subset of the inputs, so its modulus, and each component, is at most S. The
@@ -26,7 +26,8 @@
  * checks; a frame that would not is saturated, never wrapped).
  *
  * The stored mel is therefore mel(int16 units) * 2^e with
- * e = 15 (window) + 1 (2X) + 15 (weights) + g - input_shift - mel_shift. */
+ * e = 15 (window product) + 1 (2X) + 15 (weights) + g - input_shift -
+ * mel_shift. */
 
 #define TWIDDLE_Q 30
 #define LOG2_Q 24   /* log2 values: |log2| < 64, so Q24 fits int32 */
@@ -169,13 +170,13 @@ int kws_mfcc_full(const kws_mfcc* state) {
   return state->filled == state->num_frames;
 }
 
-/* (x << g) * w >> shift, rounded down: |x << g| <= 2^15 and w <= 2^15, so
- * the product is within +-2^30 and the bias makes it non-negative (a shift
- * of a negative number is implementation-defined in C). */
-static int32_t windowed(int32_t x, unsigned g, uint16_t w, unsigned shift) {
-  const int32_t product = x * (1 << g) * (int32_t)w;
-  return (int32_t)(((uint32_t)product + (1u << 30)) >> shift) -
-         (int32_t)((1u << 30) >> shift);
+/* (x << g) * w >> (shift + 15), rounded: |x << g| <= 2^15 and w <= 2^30
+ * (Q30: a Q15 window's rounding would leave a leakage floor 96 dB below the
+ * peak, which pure tones reach), so the product is within +-2^45. Rounding,
+ * not flooring: a floor's bias of -1/2 is a DC offset that leaks into bands
+ * that hold almost nothing. */
+static int32_t windowed(int32_t x, unsigned g, int32_t w, unsigned shift) {
+  return (int32_t)round_shift((int64_t)(x * (1 << g)) * w, shift + 15u);
 }
 
 /* Windows the frame into the complex buffer in bit-reversed order

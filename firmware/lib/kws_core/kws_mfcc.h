@@ -57,8 +57,7 @@ extern "C" {
 #define KWS_MFCC_LOG_OFFSET_Q 50 /* log_offset is eps * 2^50 */
 
 /* Constant tables and their sizes, all from host/kws/mfcc.py. Q formats:
- * window Q15 (1.0 = 32768), twiddles Q30, mel weights Q15, DCT Q30,
- * log2 table Q30. */
+ * window Q30, twiddles Q30, mel weights Q15, DCT Q30, log2 table Q30. */
 typedef struct {
   uint16_t window_length; /* samples per frame, <= fft_length */
   uint16_t stride;        /* samples between frames, 1..window_length */
@@ -67,7 +66,7 @@ typedef struct {
   uint16_t num_bins;      /* bins first_bin .. first_bin + num_bins - 1 */
   uint8_t num_mel;        /* 1..KWS_MFCC_MAX_MEL */
   uint8_t num_coefficients; /* 1..num_mel */
-  /* Windowed samples are (x << g) * window >> input_shift, with g the frame's
+  /* Windowed samples are (x << g) * window >> (input_shift + 15), g the frame's
    * headroom; mel sums are >> mel_shift: chosen by mfcc.py so that nothing
    * overflows at full scale (see kws_mfcc.c). */
   uint8_t input_shift;
@@ -75,7 +74,7 @@ typedef struct {
   uint8_t log2_bits;      /* log2_table has 2^log2_bits + 1 entries, 1..15 */
   uint32_t log_offset;    /* eps (1e-6) * 2^KWS_MFCC_LOG_OFFSET_Q */
   /* periodic Hann, window_length values */
-  const uint16_t* window;
+  const int32_t* window;
   /* cos, sin of 2 pi k / fft_length for k < fft_length / 2, interleaved */
   const int32_t* twiddle;
   /* bin first_bin + i adds mel_weight[2i] to band mel_band[i] - 1 (its
