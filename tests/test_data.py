@@ -95,6 +95,41 @@ def test_corrupt_files_are_reported_and_counted(folder_dataset, capsys):
     assert "skipped 4 unreadable files" in err and all(s in err for s in dataset.skipped)
 
 
+def test_every_bad_file_of_the_folders_is_named_whatever_the_split(folder_dataset, capsys):
+    # One bad file of a training speaker, one of a test speaker: scoring the validation split names both (they were
+    # named only with --split all), and says the split is small and what scores more.
+    config = from_dict({"keywords": {"words": ["alpha", "beta"]}})
+    speakers = {data.speaker_split(f"spk{i:02d}", config.split): f"spk{i:02d}" for i in range(40)}
+    bad = [folder_dataset / "alpha" / f"{speakers[split]}_nohash_0.wav" for split in ("train", "test")]
+    bad[0].write_bytes(b"RIFF")
+    bad[1].write_bytes(bad[1].read_bytes()[:-8000])
+    clips = data.select_clips(config, [folder_dataset], "validation")
+    err = capsys.readouterr().err
+    for path in bad:
+        assert sum(f"{path}: " in line for line in clips.skipped) == 1 and f"{path}: " in err
+    assert len(clips.skipped) == 2 and clips.files == 120
+    assert len(clips.targets) < data.FEW_CLIPS
+    assert f"Only {len(clips.targets)} clips" in clips.describe() and "--split all" in clips.describe()
+    everything = data.select_clips(config, [folder_dataset], "all")
+    assert len(everything.skipped) == 2 and len(everything.targets) >= data.FEW_CLIPS
+    assert "Only" not in everything.describe()
+
+
+def test_the_header_check_refuses_what_reading_refuses(folder_dataset):
+    cases = [b"RIFF", b"RIFF\x00\x00garbage"]
+    good = (folder_dataset / "beta" / "spk01_nohash_0.wav").read_bytes()
+    cases += [good[:-1], good[:-8000]]
+    for i, content in enumerate(cases):
+        path = folder_dataset / f"case{i}.wav"
+        path.write_bytes(content)
+        with pytest.raises(audio.AudioError) as reading:
+            audio.read_pcm(path)
+        with pytest.raises(audio.AudioError) as checking:
+            audio.check_wav(path)
+        assert str(checking.value) == str(reading.value)
+    audio.check_wav(folder_dataset / "beta" / "spk01_nohash_0.wav")
+
+
 def test_other_rates_and_stereo_are_converted(tmp_path):
     stereo = np.repeat(_tone(rate=44100, hz=1000)[:, None], 2, axis=1)
     _write(tmp_path / "s.wav", stereo, rate=44100, channels=2)

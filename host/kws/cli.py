@@ -143,7 +143,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate(model_dir, raw, clips.targets, args.backend)
     result["data"] = {"sources": args.data, "split": args.split, "skipped": clips.skipped}
     print(format_confusion(result["int8"]))
-    line = f"int8 accuracy {result['int8']['accuracy']:.4f} on {result['int8']['clips']} clips ({args.split} split)"
+    int8 = result["int8"]
+    low, high = int8["ci95"]  # always shown: 0.0000 on 3 clips means little, and the interval says so
+    line = (f"int8 accuracy {int8['accuracy']:.4f} (95% CI {low:.4f}–{high:.4f}) on {int8['clips']} clips "
+            f"({args.split} split)")
     if "float" in result:
         line += f"; float {result['float']['accuracy']:.4f}"
     print(line)
