@@ -12,8 +12,8 @@ import pytest
 
 from conftest import tone_word
 from kws import config as config_module
-from kws import data, streaming
-from kws.cli import main
+from kws import data, report, streaming
+from kws.cli import build_parser, main
 
 SR = 16000
 # A recognizer that a perfect scorer (one-hot only while the whole word is inside the window) satisfies: a word of
@@ -108,8 +108,47 @@ def test_false_accepts_of_one_replayed_clip_widen_the_interval():
     poisson = streaming.poisson_rate_interval(30, 4.0)
     assert np.allclose(spread.fa_per_hour_interval(), poisson, rtol=0.05)
     low, high = clustered.fa_per_hour_interval()
-    assert low == 0.0 and high >= 2 * poisson[1]
+    assert 0 < low < poisson[0] / 10 and high >= 2 * poisson[1]  # one cluster: little evidence, but some
     assert streaming.Outcome(hours=4.0, clips=300).fa_per_hour_interval() == streaming.poisson_rate_interval(0, 4.0)
+
+
+def test_thirteen_false_accepts_from_a_few_clips_bound_the_rate_above_zero():
+    # 13 false accepts in 10 minutes from 3 clips printed "78/h, 95% CI 0.000-192.000": a resample of the clips
+    # leaves all three out with probability about e^-3 (5%), so the bootstrap's 2.5th percentile is 0, though the
+    # rate that gave 13 is surely above 0. Bounded by the clusters (3, exact), it is above 0 and below Poisson's.
+    from collections import Counter
+
+    hours = 10 / 60
+    poisson = streaming.poisson_rate_interval(13, hours)
+    clusters = streaming.Outcome(hours=hours, false_accepts=Counter(unknown_word=13), clips=600,
+                                 clip_false_accepts=Counter({("non-keywords", 1): 5, ("non-keywords", 2): 4,
+                                                             ("non-keywords", 3): 4}))
+    low, high = clusters.fa_per_hour_interval()
+    assert 0.2 * poisson[0] < low < poisson[0] and high > poisson[1]
+    assert low == pytest.approx(streaming.poisson_bounds(3)[0] * 13 / 3 / hours, abs=1e-3)
+    # A background false accept is a cluster of its own: 13 of them are Poisson's 13 events at both ends.
+    background = streaming.Outcome(hours=hours, false_accepts=Counter(unknown_word=1, background=12), clips=600,
+                                   clip_false_accepts=Counter({("non-keywords", 1): 1}))
+    assert background.fa_per_hour_interval()[0] == poisson[0]
+
+
+def test_the_fa_target_is_judged_only_on_streams_that_could_show_it_met(capsys):
+    # A default report ran 10-minute streams against 1 FA/h: zero false accepts there would still allow 22/h.
+    assert report.stream_length(1.0) == 222 and report.stream_length(5.0) == 45 and report.stream_length(100) == 10
+    assert "222 min" in capsys.readouterr().err
+    parser = build_parser()
+    assert parser.parse_args(["report", "--model", "m", "--data", "d"]).stream_minutes is None
+    assert parser.parse_args(["calibrate", "--model", "m", "--data", "d"]).stream_minutes is None
+
+    def judged(minutes: float, false_accepts: int) -> dict:
+        hours = minutes / 60
+        return report.fa_judgement({"hours": hours, "fa_per_hour": false_accepts / hours,
+                                    "fa_per_hour_ci95": streaming.poisson_rate_interval(false_accepts, hours)}, 1.0)
+
+    short = judged(10, 0)
+    assert short["met"] is None and "--stream-minutes 222" in short["note"]
+    assert judged(10, 13) == {"met": False}  # 13 in 10 minutes: above 1/h whatever the stream length
+    assert judged(222, 0) == {"met": True} and judged(222, 3) == {"met": True} and judged(222, 5) == {"met": False}
 
 
 def test_operating_point_takes_misses_from_keywords_and_false_accepts_from_the_rest(config):

@@ -49,7 +49,7 @@ import numpy as np
 from kws import audio, core, data, report, streaming
 from kws import config as config_module
 from kws.config import Config
-from kws.defaults import SPREAD  # every keyword's threshold within SPREAD grid steps of a shared one
+from kws.defaults import SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
 from kws.evaluate import ModelDir
 
 # Per keyword. 255 (never: an average is at most 255) is not offered: a fit that silences a keyword to meet the
@@ -67,8 +67,6 @@ REPORTED_TARGETS = (1.0, 5.0)  # FA/h at which the false-reject rate is always g
 PRICES = (0.0, *np.geomspace(0.02, 500, 60).tolist(), 1e9)  # misses per false accept, the Lagrangian sweep
 JOINT_TRIES = 6  # candidates replayed jointly per grid point before giving up on meeting the target
 HELDOUT_SEED = 7919  # added to --seed for the held-out streams: other gaps, order and noise offsets
-# Zero events in T hours put the 95% upper bound of a Poisson rate at this / T (chi2.ppf(0.975, 2) / 2).
-ZERO_EVENT_BOUND = 3.689
 
 
 # ---- the two halves ----
@@ -403,16 +401,18 @@ def build_streams(model_dir: ModelDir, sources: list[str], noise: list[str], min
     return Streams(clips, others, background, calibration, heldout, how, sets)
 
 
-def run(model: str, sources: list[str], noise: list[str], target: float | None, minutes: float,
+def run(model: str, sources: list[str], noise: list[str], target: float | None, minutes: float | None,
         snr_db: float | None, backend: str, split: str, seed: int = 0, command: str = "",
         other_word_folders: list[str] | None = None, spread: int | None = SPREAD) -> int:
-    """`kws calibrate`; returns the exit status."""
+    """`kws calibrate`; returns the exit status. `minutes` None: streams long enough to resolve the target."""
     model_dir = ModelDir(model)
     config = model_dir.config
     labels = config.labels
     target = config.recognizer.false_accepts_per_hour if target is None else target
     if target <= 0:
         raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
+    if minutes is None:
+        minutes = report.stream_length(target)
     built = build_streams(model_dir, sources, noise, minutes, snr_db, backend, split, seed, other_word_folders)
     sets = built.sets
     targets = tuple(dict.fromkeys((target, *REPORTED_TARGETS)))
@@ -455,7 +455,7 @@ def run(model: str, sources: list[str], noise: list[str], target: float | None, 
         print(f"note: {hours:.2f} h of held-out non-keyword stream bound the false-accept rate only below "
               f"{record['heldout']['fa_per_hour_ci95'][1]}/h (95%); confirming {target}/h takes at least "
               f"{ZERO_EVENT_BOUND / target:.1f} h of non-keyword stream (--stream-minutes "
-              f"{ZERO_EVENT_BOUND / target * 60:.0f})", file=sys.stdout)
+              f"{minutes_to_resolve(target)})", file=sys.stdout)
     print(f"updated {Path(model_dir.path) / 'model_settings.h'}, config.toml and model_card.json", file=sys.stderr)
     return 0
 

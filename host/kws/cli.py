@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kws import __version__, cache_dir
 from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
-from kws.defaults import SPREAD
+from kws.defaults import MIN_STREAM_MINUTES, SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
 from kws.firmware import board_build_flags
 from kws.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY, portable
 
@@ -212,8 +212,11 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--noise", nargs="*", default=[], metavar="PATH",
                         help="noise sources, each file or folder one source, also the streams' background "
                              "(none given: generated white/pink/brown noise)")
-    parser.add_argument("--stream-minutes", type=float, default=10.0, metavar="M",
-                        help="length of each evaluation stream (keywords; non-keywords)")
+    parser.add_argument("--stream-minutes", type=float, metavar="M",
+                        help="length of each evaluation stream (keywords; non-keywords). None given: long enough "
+                             "that no false accept would show the false-accepts-per-hour target met at 95%%, "
+                             f"{ZERO_EVENT_BOUND} h / target and at least {MIN_STREAM_MINUTES} min "
+                             f"({minutes_to_resolve(1.0)} min at 1/h)")
     parser.add_argument("--stream-snr", type=_snr, default=10.0, metavar="DB",
                         help="background level of the streams, dB below the clips ('clean': none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream construction")

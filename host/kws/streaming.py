@@ -223,19 +223,29 @@ class Outcome:
         }
 
     def fa_per_hour_interval(self, resamples: int = 2000) -> list[float] | None:
-        """95% interval of false accepts per hour: the wider, at each end, of the exact Poisson interval (which
-        bounds a rate from few events, zero included) and a bootstrap over the distinct clips. A stream replays each
-        clip many times, so false accepts come in clusters (one speaker's "wow" heard as "down" at every replay):
-        counted as independent events they would give an interval far too narrow for another set of speakers."""
-        poisson = poisson_rate_interval(self.false_accept_count, self.hours)
+        """95% interval of false accepts per hour: the exact Poisson interval (which bounds a rate from few events,
+        zero included), widened for clusters. A stream replays each clip many times, so false accepts come in
+        clusters (one speaker's "wow" heard as "down" at every replay): counted as independent events they would
+        give an interval far too narrow for another set of speakers.
+
+        Upper end: the wider of Poisson's and a bootstrap over the distinct clips. Lower end: not the bootstrap's,
+        which is 0 whenever three clips or fewer caused the false accepts (a resample leaves all k out with
+        probability about e^-k, above 2.5% for k <= 3: 13 false accepts from 3 clips gave 0-192/h), although a
+        rate that produced 13 is surely above 0. The exact bound counts the clusters instead: the clips that caused
+        false accepts and each background one are the independent events, each worth the false accepts per cluster
+        seen. Without clusters (one false accept each) both ends are Poisson's."""
+        count = self.false_accept_count
+        poisson = poisson_rate_interval(count, self.hours)
         if poisson is None or not self.clip_false_accepts or self.clips < 2:
             return poisson
         per_clip = np.zeros(max(self.clips, len(self.clip_false_accepts)), np.int64)
         per_clip[:len(self.clip_false_accepts)] = list(self.clip_false_accepts.values())
         background = self.false_accepts["background"]
         draws = np.random.default_rng(0).choice(per_clip, size=(resamples, len(per_clip))).sum(axis=1) + background
-        low, high = np.percentile(draws, [2.5, 97.5]) / self.hours
-        return [round(min(poisson[0], float(low)), 3), round(max(poisson[1], float(high)), 3)]
+        high = float(np.percentile(draws, 97.5)) / self.hours
+        clusters = len(self.clip_false_accepts) + background
+        low = poisson_bounds(clusters)[0] * count / clusters / self.hours
+        return [round(min(poisson[0], low), 3), round(max(poisson[1], high), 3)]
 
     def __add__(self, other: Outcome) -> Outcome:
         per_label = {label: [a + b for a, b in zip(self.per_label.get(label, [0, 0]), other.per_label.get(label, [0, 0]),
@@ -264,14 +274,19 @@ def word_and_speaker(path: Path) -> tuple[str, str]:
     return path.parent.name, speaker_of(path)
 
 
-def poisson_rate_interval(count: int, hours: float) -> list[float] | None:
-    """Exact (Garwood) 95% interval of an event rate per hour from `count` events in `hours`."""
+def poisson_bounds(count: int) -> tuple[float, float]:
+    """Exact (Garwood) 95% interval of the mean of a Poisson count from one observation of `count`."""
     from scipy.stats import chi2
 
+    low = float(chi2.ppf(0.025, 2 * count)) / 2 if count else 0.0
+    return low, float(chi2.ppf(0.975, 2 * count + 2)) / 2
+
+
+def poisson_rate_interval(count: int, hours: float) -> list[float] | None:
+    """Exact (Garwood) 95% interval of an event rate per hour from `count` events in `hours`."""
     if not hours:
         return None
-    low = float(chi2.ppf(0.025, 2 * count)) / 2 if count else 0.0
-    high = float(chi2.ppf(0.975, 2 * count + 2)) / 2
+    low, high = poisson_bounds(count)
     return [round(low / hours, 3), round(high / hours, 3)]
 
 
