@@ -1,8 +1,12 @@
+// The TFLM microfrontend as the board's front end (models exported with
+// frontend.kind = "microfrontend"); mfcc_feature_provider.cpp is the other.
+#include "model_settings.h"
+#if !KWS_FE_MLPERF_MFCC
 #include "feature_provider.h"
 
 #include <stdlib.h>
 
-#include "model_settings.h"
+#include "kws_features.h"
 #include "tensorflow/lite/experimental/microfrontend/lib/frontend.h"
 #include "tensorflow/lite/experimental/microfrontend/lib/frontend_util.h"
 #include "tensorflow/lite/experimental/microfrontend/lib/pcan_gain_control_util.h"
@@ -151,4 +155,8 @@ int feature_provider_add(const int16_t* samples, size_t count) {
   return slices;
 }
 
-const kws_feature_window* feature_provider_window() { return &g_window; }
+bool feature_provider_full() { return kws_window_full(&g_window) != 0; }
+
+void feature_provider_fill(int8_t* input) { kws_window_copy(&g_window, input); }
+
+#endif  // !KWS_FE_MLPERF_MFCC

@@ -41,7 +41,7 @@ void featurize(const int16_t* samples, size_t count) {
 bool infer(uint8_t* scores, uint32_t* inf_us) {
   MarkerScope marker(kMarkerInference);
   const uint32_t start = timing_cycles();
-  kws_window_copy(feature_provider_window(), model_runner_input());
+  feature_provider_fill(model_runner_input());
   const bool ok = model_runner_invoke();
   *inf_us = timing_us_since(start);
   if (!ok) {
@@ -107,7 +107,7 @@ void pipeline_run(kws_ring* ring, bool recognize) {
   }
   if (!recognize ||
       g_strides_since_inference < KWS_INFERENCE_EVERY_STRIDES ||
-      !kws_window_full(feature_provider_window())) {
+      !feature_provider_full()) {
     return;
   }
   g_strides_since_inference = 0;

@@ -134,12 +134,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from kws.data import select_clips
     from kws.evaluate import ModelDir, evaluate, format_confusion
     from kws.export import update_card
-    from kws.features import ClipFeatures
+    from kws.frontends import raw_batch
 
     model_dir = ModelDir(args.model)
     clips = select_clips(model_dir.config, args.data, args.split)
     print(f"scoring {clips.describe()}", file=sys.stderr)
-    raw = ClipFeatures(model_dir.config).raw_batch(clips.audio, len(clips.audio), "features")
+    raw = raw_batch(model_dir.config, clips.audio, len(clips.audio), "features")
     result = evaluate(model_dir, raw, clips.targets, args.backend)
     result["data"] = {"sources": args.data, "split": args.split, "skipped": clips.skipped}
     print(format_confusion(result["int8"]))

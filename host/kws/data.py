@@ -29,11 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws import audio
+from kws import audio, frontends
 from kws.clips import SPLIT_CHOICES, SPLITS, Clip
 from kws.config import Config, ConfigError
 from kws.config import Split as SplitConfig
-from kws.features import ClipFeatures, to_float
 
 SILENCE_WORDS = {"_silence_"}
 NOISE_WORD = "_background_noise_"
@@ -486,19 +485,23 @@ UNLABELED = "unlabeled"  # the Features split of the --unlabeled speech (targets
 
 @dataclass
 class Features:
-    """Raw microfrontend features (uint16, exact) with class targets, per split.
+    """Raw front-end features (the board's integers, exact) with class targets, per split.
 
     The train split holds the clips first, then `train_copies` augmented versions of them in the same order; so does
     the `unlabeled` split when there is one. With a teacher, `soft` holds its soft targets (at its temperature) of
     every example of those two splits, row for row.
     """
 
-    labels: tuple[str, ...]
+    config: Config
     raw: dict[str, np.ndarray]
     targets: dict[str, np.ndarray]
     summary: dict
     train_copies: int
     soft: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.config.labels
 
     def clips(self, split: str) -> tuple[np.ndarray, np.ndarray]:
         """Raw features and targets of the split's own clips, without augmented copies (for evaluation)."""
@@ -507,7 +510,7 @@ class Features:
 
     def float(self, split: str) -> np.ndarray:
         """The float model input, shape (n, slices, channels, 1)."""
-        return to_float(self.raw[split])[..., np.newaxis]
+        return frontends.to_float(self.config, self.raw[split])[..., np.newaxis]
 
 
 def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path],
@@ -523,6 +526,8 @@ def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path]
                 files.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
     parts = [config.digest("keywords", "split", "audio", "frontend", "augment"), config.training.seed, files,
              [str(Path(source).resolve()) for source in train_only]]
+    if config.frontend.kind != "microfrontend":  # (only then: caches of the microfrontend stay valid)
+        parts.append(frontends.implementation(config))
     if unlabeled:  # (only then: the keys of caches made before unlabeled speech existed stay valid)
         # "train speakers": unlabeled speech of validation/test speakers is held back (caches from before kept it)
         parts.append([str(Path(source).resolve()) for source in unlabeled] + ["train speakers"])
@@ -552,7 +557,7 @@ def features(config: Config, sources: list[str | Path], noise: list[str | Path] 
         with np.load(cache_file, allow_pickle=False) as stored:
             summary = json.loads(str(stored["summary"]))
             names = [*SPLITS, *([UNLABELED] if f"raw_{UNLABELED}" in stored else [])]
-            cached = Features(config.labels, {s: stored[f"raw_{s}"] for s in names},
+            cached = Features(config, {s: stored[f"raw_{s}"] for s in names},
                               {s: stored[f"targets_{s}"] for s in names}, summary, config.augment.copies)
         if teacher is None:
             return cached
@@ -561,7 +566,7 @@ def features(config: Config, sources: list[str | Path], noise: list[str | Path] 
                 cached.soft = {name: stored[name] for name in stored.files}
             return cached
     dataset = load(config, sources, noise, train_only=train_only, unlabeled=unlabeled)
-    extractor = ClipFeatures(config)
+    extractor = frontends.clip_features(config)
     rng = np.random.default_rng(config.training.seed + 1)
     raw, targets, soft = {}, {}, {}
     # the unlabeled split draws its copies after every other split, so the others' copies do not depend on it
@@ -590,7 +595,7 @@ def features(config: Config, sources: list[str | Path], noise: list[str | Path] 
     if cached is not None:
         cached.soft = soft
         return cached
-    return Features(config.labels, raw, targets, summary, config.augment.copies, soft)
+    return Features(config, raw, targets, summary, config.augment.copies, soft)
 
 
 def teacher_key(config: Config, teacher: object) -> str:
@@ -600,7 +605,7 @@ def teacher_key(config: Config, teacher: object) -> str:
     return f"{teacher.md5[:12]}-T{settings.temperature:g}-{mapping}"
 
 
-def _extract(extractor: ClipFeatures, teacher: object | None, examples: Iterable[np.ndarray], count: int,
+def _extract(extractor: object, teacher: object | None, examples: Iterable[np.ndarray], count: int,
              with_features: bool, label: str) -> tuple[np.ndarray, np.ndarray | None]:
     """The raw features (when `with_features`) and the teacher's soft targets (with a teacher) of a stream of
     examples, a teacher batch at a time: memory holds one batch of audio, never the split's."""
@@ -608,15 +613,15 @@ def _extract(extractor: ClipFeatures, teacher: object | None, examples: Iterable
     from kws.teacher import batched
 
     config = extractor.config
-    raw = np.zeros((count if with_features else 0, config.num_slices, config.frontend.channels), np.uint16)
+    raw = np.zeros((count if with_features else 0, config.num_slices, config.frontend.channels),
+                   frontends.raw_dtype(config))
     soft = np.zeros((count, len(config.labels)), np.float32) if teacher is not None else None
     done = 0
     what = " + teacher" if teacher is not None and with_features else " (teacher)" if teacher is not None else ""
     with Progress(count, label + what, unit="clips") as progress:
         for batch in batched(examples, teacher.batch_size if teacher is not None else 256):
             if with_features:
-                for i, clip in enumerate(batch):
-                    raw[done + i] = extractor.raw(clip)
+                raw[done:done + len(batch)] = frontends.raw_many(extractor, batch)
             if soft is not None:
                 soft[done:done + len(batch)] = teacher.soft_targets(batch)
             done += len(batch)

@@ -12,7 +12,7 @@ import numpy as np
 
 from kws import config as config_module
 from kws.config import Config
-from kws.features import Int8Scaling
+from kws.frontends import int8_scaling, to_float
 from kws.runtime import Int8Model
 from kws.train import MODEL_NAME, QAT_MODEL_NAME
 
@@ -37,8 +37,9 @@ class ModelDir:
     def int8(self, backend: str = "tflm") -> Int8Model:
         return Int8Model(self.tflite, backend)
 
-    def scaling(self, model: Int8Model) -> Int8Scaling:
-        return Int8Scaling.from_quantization(model.input.scale, model.input.zero_point)
+    def scaling(self, model: Int8Model) -> object:
+        """The board's map from its front end's integers to the model's int8 input (kws.frontends.int8_scaling)."""
+        return int8_scaling(self.config, model.input.scale, model.input.zero_point)
 
 
 def confusion(labels: tuple[str, ...], targets: np.ndarray, predictions: np.ndarray) -> dict:
@@ -68,15 +69,13 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> list[float]
 
 
 def int8_outputs(model_dir: ModelDir, raw: np.ndarray, backend: str = "tflm") -> np.ndarray:
-    """int8 model outputs for raw microfrontend features, through the firmware's scaling."""
+    """int8 model outputs for raw front-end features, through the firmware's scaling."""
     model = model_dir.int8(backend)
     return model.predict(model_dir.scaling(model).apply(raw))
 
 
 def evaluate(model_dir: ModelDir, raw: np.ndarray, targets: np.ndarray, backend: str = "tflm") -> dict:
     """Accuracy and confusion of the int8 model (and of the float model when it is there)."""
-    from kws.features import to_float
-
     labels = model_dir.config.labels
     result = {"int8": confusion(labels, targets, int8_outputs(model_dir, raw, backend).argmax(axis=1)),
               "int8_runtime": backend}
@@ -84,7 +83,7 @@ def evaluate(model_dir: ModelDir, raw: np.ndarray, targets: np.ndarray, backend:
         from kws.export import load_keras
 
         model = load_keras(model_dir.float_model_path)
-        x = to_float(raw)[..., np.newaxis]
+        x = to_float(model_dir.config, raw)[..., np.newaxis]
         result["float"] = confusion(labels, targets, model.predict(x, verbose=0, batch_size=256).argmax(axis=1))
         result["int8_minus_float"] = round(result["int8"]["accuracy"] - result["float"]["accuracy"], 4)
     return result

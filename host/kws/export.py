@@ -18,7 +18,8 @@ import numpy as np
 from kws import __version__
 from kws.config import Config
 from kws.data import Features
-from kws.features import Frontend, Int8Scaling
+from kws.features import Frontend
+from kws.frontends import int8_scaling
 from kws.paths import portable
 from kws.runtime import (
     TFLITE_SCHEMA_VERSION,
@@ -69,7 +70,7 @@ class Exported:
     arena_measured: int
     arena_size: int
     ops: list[str]
-    scaling: Int8Scaling
+    scaling: object  # kws.frontends.int8_scaling: the board's front-end integers -> int8 input
 
 
 def load_keras(model_path: Path):  # noqa: ANN201 - tf_keras.Model, imported lazily
@@ -134,7 +135,7 @@ def export(config: Config, model_path: Path, data: Features, out_dir: Path, reci
     if interpreter.input_shape != expected_shape or interpreter.output_size != len(config.labels):
         raise ExportError(f"model input {interpreter.input_shape} / {interpreter.output_size} outputs do not match "
                           f"the config's {expected_shape} / {len(config.labels)} labels")
-    scaling = Int8Scaling.from_quantization(interpreter.input.scale, interpreter.input.zero_point)
+    scaling = int8_scaling(config, interpreter.input.scale, interpreter.input.zero_point)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "model.tflite").write_bytes(tflite)
@@ -230,7 +231,7 @@ def c_array(tflite: bytes, name: str) -> str:
             f"const unsigned int g_model_data_len = {len(tflite)};\n")
 
 
-def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: Int8Scaling, arena_measured: int,
+def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: object, arena_measured: int,
                      arena_size: int, ops: list[str]) -> str:
     fe, rec = config.frontend, config.recognizer
     labels = ", ".join(f'"{label}"' for label in config.labels)
@@ -250,28 +251,11 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 #define KWS_SAMPLE_RATE {config.audio.sample_rate}
 #define KWS_CLIP_SAMPLES {config.clip_samples}
 
-// TFLM microfrontend (the training features used the same parameters)
-#define KWS_FE_WINDOW_MS {fe.window_ms}
-#define KWS_FE_STRIDE_MS {fe.stride_ms}
-#define KWS_FE_STRIDE_SAMPLES {config.stride_samples}
-#define KWS_FE_NUM_CHANNELS {fe.channels}
-#define KWS_FE_LOWER_BAND_HZ {f(fe.lower_band_hz)}
-#define KWS_FE_UPPER_BAND_HZ {f(fe.upper_band_hz)}
-#define KWS_FE_SMOOTHING_BITS {fe.smoothing_bits}
-#define KWS_FE_EVEN_SMOOTHING {f(fe.even_smoothing)}
-#define KWS_FE_ODD_SMOOTHING {f(fe.odd_smoothing)}
-#define KWS_FE_MIN_SIGNAL_REMAINING {f(fe.min_signal_remaining)}
-#define KWS_FE_ENABLE_PCAN {int(fe.pcan)}
-#define KWS_FE_PCAN_STRENGTH {f(fe.pcan_strength)}
-#define KWS_FE_PCAN_OFFSET {f(fe.pcan_offset)}
-#define KWS_FE_GAIN_BITS {fe.gain_bits}
-#define KWS_FE_ENABLE_LOG {int(fe.log)}
-#define KWS_FE_SCALE_SHIFT {fe.scale_shift}
-
+{frontend_defines(config)}
 {frontend_tables_block(config)}
 // Model input: KWS_NUM_SLICES slices of KWS_SLICE_SIZE int8 features.
 // int8 = clamp(KWS_INPUT_ZERO_POINT + ((raw * KWS_FEATURE_MULTIPLIER + 2^(KWS_FEATURE_SHIFT-1)) >> KWS_FEATURE_SHIFT))
-// maps the microfrontend's uint16 output to the input quantization (scale {model.input.scale!r}).
+// maps the front end's {"Q16 MFCCs" if fe.kind == "mlperf_mfcc" else "uint16 output"} to the input quantization (scale {model.input.scale!r}).
 #define KWS_NUM_SLICES {config.num_slices}
 #define KWS_SLICE_SIZE {fe.channels}
 #define KWS_INPUT_SCALE {f(model.input.scale)}
@@ -304,6 +288,31 @@ def model_settings_h(config: Config, model_id: str, model: Int8Model, scaling: I
 """
 
 
+def frontend_defines(config: Config) -> str:
+    """The KWS_FE_* parameters of model_settings.h: which front end the firmware builds (KWS_FE_MLPERF_MFCC: the
+    MLPerf MFCCs of kws_core, else the microfrontend) and the parameters the training features used."""
+    fe, f = config.frontend, _c_float
+    common = [f"#define KWS_FE_WINDOW_MS {fe.window_ms}", f"#define KWS_FE_STRIDE_MS {fe.stride_ms}",
+              f"#define KWS_FE_STRIDE_SAMPLES {config.stride_samples}", f"#define KWS_FE_NUM_CHANNELS {fe.channels}"]
+    if fe.kind == "mlperf_mfcc":
+        return "\n".join(["// MLPerf Tiny KWS MFCCs: firmware/lib/kws_core/kws_mfcc.c, the training features' own code",
+                          "#define KWS_FE_MLPERF_MFCC 1", *common]) + "\n"
+    return "\n".join(["// TFLM microfrontend (the training features used the same parameters)",
+                      "#define KWS_FE_MLPERF_MFCC 0", *common,
+                      f"#define KWS_FE_LOWER_BAND_HZ {f(fe.lower_band_hz)}",
+                      f"#define KWS_FE_UPPER_BAND_HZ {f(fe.upper_band_hz)}",
+                      f"#define KWS_FE_SMOOTHING_BITS {fe.smoothing_bits}",
+                      f"#define KWS_FE_EVEN_SMOOTHING {f(fe.even_smoothing)}",
+                      f"#define KWS_FE_ODD_SMOOTHING {f(fe.odd_smoothing)}",
+                      f"#define KWS_FE_MIN_SIGNAL_REMAINING {f(fe.min_signal_remaining)}",
+                      f"#define KWS_FE_ENABLE_PCAN {int(fe.pcan)}",
+                      f"#define KWS_FE_PCAN_STRENGTH {f(fe.pcan_strength)}",
+                      f"#define KWS_FE_PCAN_OFFSET {f(fe.pcan_offset)}",
+                      f"#define KWS_FE_GAIN_BITS {fe.gain_bits}",
+                      f"#define KWS_FE_ENABLE_LOG {int(fe.log)}",
+                      f"#define KWS_FE_SCALE_SHIFT {fe.scale_shift}"]) + "\n"
+
+
 TABLES_BEGIN = "// Front-end tables (begin)"
 TABLES_END = "// Front-end tables (end)"
 
@@ -312,7 +321,15 @@ def frontend_tables_block(config: Config) -> str:
     """The KWS_FE_* integer tables of model_settings.h: those the host's microfrontend computed from the parameters
     above, which made the training features. The board's library computes its own with float code whose rounding
     depends on how it is compiled (-mfloat-abi=softfp contracts a multiply-add of the filterbank's channel edges into
-    a VFMA and changes two weights of channel 39), so feature_provider.cpp uses these instead."""
+    a VFMA and changes two weights of channel 39), so feature_provider.cpp uses these instead. For the MLPerf MFCCs:
+    the constant tables kws_mfcc.c takes (kws.mfcc computes them; the C has none of its own)."""
+    if config.frontend.kind == "mlperf_mfcc":
+        from kws.mfcc import default_tables
+
+        tables = default_tables()
+        sizes = [f"#define KWS_MFCC_{name.upper()} {value}" for name, value in tables.c_scalars().items()]
+        return "\n".join([TABLES_BEGIN, "// kws_mfcc_tables from kws.mfcc (numpy float64, rounded): what training used.",
+                          "#include <stdint.h>", *sizes, tables.c_header("KWS_MFCC").rstrip("\n"), TABLES_END]) + "\n"
     tables = Frontend(config.frontend, config.audio.sample_rate).tables()
     lists = {"WINDOW_COEFFICIENTS": tables.window, "CHANNEL_FREQUENCY_STARTS": tables.channel_frequency_starts,
              "CHANNEL_WEIGHT_STARTS": tables.channel_weight_starts, "CHANNEL_WIDTHS": tables.channel_widths,

@@ -15,7 +15,6 @@ quantization (`int8_scaling`), using `kws_scale_features` from firmware/lib/kws_
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -255,17 +254,6 @@ class ClipFeatures:
             raise ValueError(f"a clip of {len(clip)} samples gave {len(features)} slices, expected "
                              f"{self.config.num_slices} (clips must be {self.config.clip_samples} samples)")
         return features
-
-    def raw_batch(self, clips: Iterable[np.ndarray], count: int, label: str) -> np.ndarray:
-        """uint16 features of `count` clips, shape (count, num_slices, channels), with progress under `label`."""
-        from kws.progress import Progress
-
-        out = np.zeros((count, self.config.num_slices, self.config.frontend.channels), np.uint16)
-        with Progress(count, label, unit="clips") as progress:
-            for i, clip in enumerate(clips):
-                out[i] = self.raw(clip)
-                progress.update()
-        return out
 
     def float(self, clip: np.ndarray) -> np.ndarray:
         """The model's float input for one clip, shape (num_slices, channels)."""

@@ -1,9 +1,9 @@
 """The firmware main loop on the host: audio in, detections out, stride by stride as the board runs it.
 
 This is the one streaming implementation; the virtual board (`kws sim`) and streaming evaluation both use it.
-Per stride of audio: the microfrontend (C, state continuous over the whole stream) makes one uint16 slice, the
-firmware's scaling (`kws_scale_features`) turns it into int8, and it enters the sliding window of the last
-`num_slices` slices. Once the window is full the int8 model runs every `recognizer.inference_every_strides`
+Per stride of audio the config's front end (kws.frontends: the microfrontend or the MLPerf MFCCs, the board's C,
+state continuous over the whole stream) makes one slice of the model's input window of the last `num_slices`
+slices, in int8 as the firmware scales it. Once the window is full the int8 model runs every `recognizer.inference_every_strides`
 strides, its outputs become 0..255 scores (`kws_scores_from_int8`) and the firmware's recognizer decides whether a
 keyword was spoken. `reset()` is what the board does on CLIP_BEGIN and `classify_window()` what it does on CLIP_END.
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from kws import core
 from kws.evaluate import ModelDir
-from kws.features import Frontend
+from kws.frontends import streaming_window
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Step:
     fe_us: int  # front end + scaling of the last stride
     inf_us: int  # the model
     step_us: int  # the whole stride: front end, window, model, recognizer
+    output: np.ndarray | None = None  # int8 model outputs behind the scores (kws m4 compares the board's with them)
 
 
 def _us_since(start_ns: int) -> int:
@@ -52,16 +53,13 @@ class StreamingPipeline:
         self.sample_rate = config.audio.sample_rate
         self.model = model_dir.int8(backend)
         self.scaling = model_dir.scaling(self.model)
-        self._frontend = Frontend(config.frontend, self.sample_rate)
+        self._features = streaming_window(config, self.scaling)
         rec = config.recognizer
         reportable = [label in config.keywords.words for label in self.labels]
         self.recognizer = core.Recognizer(len(self.labels), reportable, rec.average_window_ms, rec.threshold,
                                           rec.suppression_ms, rec.minimum_count, config.label_thresholds)
         self._every = rec.inference_every_strides
         self._window_samples, self._stride_samples = config.window_samples, config.stride_samples
-        # The window starts as silence: the int8 value of a raw 0 slice, what kws_window_reset fills in.
-        self._silent_slice = self.scaling.apply(np.zeros((1, config.frontend.channels), np.uint16))[0]
-        self._window = np.empty((config.num_slices, config.frontend.channels), np.int8)
         self.reset()
 
     @property
@@ -72,8 +70,7 @@ class StreamingPipeline:
         """The board's pipeline_reset (CLIP_BEGIN, a change of input): a fresh front end, a silent window, a
         recognizer with no history and the audio clock back at 0."""
         self.samples = 0  # consumed since the reset: the clock of DET times and of the recognizer
-        self._frontend.reset()
-        self._window[:] = self._silent_slice
+        self._features.reset()
         self.recognizer.reset()
         self._slices = 0  # since the reset
         self._until_slice = self._window_samples  # samples the front end needs for its next slice
@@ -90,30 +87,28 @@ class StreamingPipeline:
         while offset < len(samples):
             take = min(self._until_slice, len(samples) - offset)
             start = time.perf_counter_ns()
-            raw = self._frontend.process(samples[offset:offset + take])
+            slices = self._features.process(samples[offset:offset + take])
             offset += take
             self.samples += take
             self._until_slice -= take
-            if not len(raw):
+            if not slices:
                 continue
             self._until_slice = self._stride_samples
-            scaled = self.scaling.apply(raw)
             fe_us = _us_since(start)
             self.clip_fe_us += fe_us
             self._stage_listener("front_end")
-            self._window[:-1] = self._window[1:]
-            self._window[-1] = scaled[-1]
             self._slices += 1
-            full = self._slices >= len(self._window)
-            if full and (self._slices - len(self._window)) % self._every == 0:
+            num_slices = self.config.num_slices
+            if self._features.full and (self._slices - num_slices) % self._every == 0:
                 scores = self._infer()
                 detection = self.recognizer.process(self.time_ms, scores)
-                steps.append(Step(self.time_ms, scores, detection, fe_us, self.last_inf_us, _us_since(start)))
+                steps.append(Step(self.time_ms, scores, detection, fe_us, self.last_inf_us, _us_since(start),
+                                  self.last_output))
         return steps
 
     def _infer(self) -> np.ndarray:
         start = time.perf_counter_ns()
-        output = self.model.predict(self._window[np.newaxis])[0]
+        output = self.last_output = self.model.predict(self._features.window()[np.newaxis])[0]
         scores = core.scores_from_int8(output, self.model.output.zero_point)
         self.last_inf_us = _us_since(start)
         self._stage_listener("inference")
@@ -125,4 +120,4 @@ class StreamingPipeline:
 
     def window(self) -> np.ndarray:
         """A copy of the current int8 model input, oldest slice first."""
-        return self._window.copy()
+        return self._features.window()

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws import audio, data, streaming
+from kws import audio, data, frontends, streaming
 from kws.config import Config
 from kws.defaults import ZERO_EVENT_BOUND, minutes_to_resolve, resolves
 from kws.evaluate import ModelDir, confusion, evaluate, format_confusion
-from kws.features import ClipFeatures
 from kws.progress import Progress
 
 SNRS_DB = (None, 20.0, 10.0, 5.0, 0.0)  # None: the clips as recorded
@@ -103,7 +102,7 @@ def noise_robustness(model_dir: ModelDir, clips: data.Clips, clean_raw: np.ndarr
     speech = [i for i, t in enumerate(clips.targets) if labels[t] != "silence"]
     targets = clips.targets[speech]
     model = model_dir.int8(backend)
-    scaling, extractor = model_dir.scaling(model), ClipFeatures(config)
+    scaling, extractor = model_dir.scaling(model), frontends.clip_features(config)
     clean = model.predict(scaling.apply(clean_raw[speech])).argmax(axis=1)
     noisy_snrs = [snr for snr in SNRS_DB if snr is not None]
     curves = []
@@ -378,7 +377,7 @@ def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: 
                  "clips": len(clips.targets), "per_class": clips.counts(config.labels)},
         "training_noise": training_noise(model_dir),
     }
-    clean_raw = ClipFeatures(model_dir.config).raw_batch(clips.audio, len(clips.audio), "features (clean)")
+    clean_raw = frontends.raw_batch(model_dir.config, clips.audio, len(clips.audio), "features (clean)")
     metrics["accuracy"] = evaluate(model_dir, clean_raw, clips.targets, backend)
     metrics["noise"] = noise_robustness(model_dir, clips, clean_raw, test_noise + unseen, backend)
     streams, traces = stream_traces(model_dir, clips, test_noise, stream_minutes, stream_snr, backend, seed, others)
