@@ -83,6 +83,22 @@ def test_agreement_counts_each_kind_of_difference():
     assert m4.agreement(run, windows, outputs)["all_identical"] is True
 
 
+def test_the_front_end_per_stride_is_a_continuous_streams():
+    """A reset clip's first stride only fills the front end's window (no slice, ~0.4 k instructions): the per-stride
+    figure the schedule uses is the mean over strides that made a slice, as every stride of a stream does."""
+    tflite = (SHIPPED[0] / "model.tflite").read_bytes()
+    layers = [op.op for op in estimate_model(tflite).ops]
+    counts = np.zeros((2, len(m4.COUNT_FIELDS)), np.uint32)
+    for field, value in {"frontend_instructions": 400 + 49 * 89_000, "frontend_strides": 50, "frontend_slices": 49,
+                         "frontend_max_stride": 92_000, "inference_instructions": 2_466_400,
+                         "frontend_slice_instructions": 49 * 89_000}.items():
+        counts[:, m4.COUNT_FIELDS.index(field)] = value
+    run = m4.M4Run(np.zeros((2, 1), np.int8), np.zeros((2, 1), np.int8), counts,
+                   np.ones((2, len(layers)), np.uint32), layers, {})
+    stride = m4.instruction_summary(run, tflite, 4, 64_000_000, 1.25)["per_frontend_stride"]
+    assert stride["mean"] == 89_000 and stride["mean_with_reset_clips_first_strides"] == round((400 + 49 * 89_000) / 50)
+
+
 def test_schedule_load_and_the_smallest_schedule_with_headroom():
     clock, cpi = 64_000_000, 1.25
     # 2 M instructions per inference + 3 strides of 100 k at 1.25 cycles each, against 3 x 1.28 M cycles.
