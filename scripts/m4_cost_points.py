@@ -69,7 +69,8 @@ def measure_candidate(name: str, config: config_module.Config, out: Path, librar
     model_dir = out / name / "model"
     export(config, model_path, RandomFeatures(config, rng), model_dir)
     clips = (rng.normal(0, 2000, size=(CLIPS, config.clip_samples))).astype(np.int16)
-    measurement = m4.measure(model_dir, library, clips, "generated noise", *board_build_flags())
+    opt, float_abi = board_build_flags()
+    measurement = m4.measure(model_dir, library, clips, "generated noise", opt, [float_abi])
     (model_dir / m4.MEASUREMENT_FILE).write_text(json.dumps(measurement, indent=2) + "\n")
     estimate = estimate_model((model_dir / "model.tflite").read_bytes())
     rows = []

@@ -11,12 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import tone_word
 from kws import m4
+from kws.config import from_dict
 from kws.cost import estimate_model
+from kws.data import Clips
+from kws.evaluate import ModelDir
 from kws.paths import REPO_ROOT
 
 SHIPPED = sorted(path.parent for path in (REPO_ROOT / "models").glob("*/model.tflite"))
 MIN_AGREEMENT_CLIPS = 500
+MIN_STREAM_SECONDS = 60
 
 
 def test_instruction_counter_counts_loops_of_known_length_under_qemu():
@@ -158,6 +163,102 @@ def test_shipped_model_carries_a_current_m4_measurement_with_full_agreement(mode
     assert agreement["all_identical"] and agreement["outputs_identical"] == agreement["clips"]
     layers = [layer["op"] for layer in measurement["instructions"]["layers"]]
     assert layers == [op.op for op in estimate_model(tflite).ops]
+    # The header is part of what ran (front-end tables, recognizer setting, schedule): re-run kws m4 when it changes.
+    settings = (model_dir / "model_settings.h").read_bytes()
+    assert measurement["model"]["settings_md5"] == hashlib.md5(settings).hexdigest(), \
+        f"{model_dir}/model_settings.h changed since {m4.MEASUREMENT_FILE}: run kws m4 --save again"
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda path: path.name)
+def test_shipped_measurement_streams_and_checks_softfp_with_full_agreement(model_dir):
+    """The board's stream (front end never reset, the window wrapping, inference every N strides, the recognizer)
+    ran for at least a minute with every inference and detection identical to the host's, and the mbed core's own
+    -mfloat-abi=softfp build agreed on every clip and on the stream as well as the board build's soft."""
+    measurement = m4.load_measurement(model_dir)
+    stream = measurement["stream"]
+    assert stream["seconds"] >= MIN_STREAM_SECONDS and stream["all_identical"]
+    every = m4._header_value(model_dir, "KWS_INFERENCE_EVERY_STRIDES")
+    slices = m4._header_value(model_dir, "KWS_NUM_SLICES")
+    assert stream["inferences"] == stream["host_inferences"] == (stream["strides"] - slices - 1) // every + 1
+    assert stream["outputs_identical"] == stream["inferences"]
+    assert stream["detections"] == stream["host_detections"] > 0 and stream["detections_identical"]
+    assert {build["float_abi"] for build in measurement["other_builds"]} | {measurement["build"]["float_abi"]} == {
+        "soft", "softfp"}
+    assert m4.all_identical(measurement)
+    assert all(build["stream"]["seconds"] == stream["seconds"] for build in measurement["other_builds"])
+
+
+def _stream_results(strides: int, labels: int, inferred: list[int], detections: list[tuple[int, int, int]],
+                    rng: np.random.Generator) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A stream_results.bin as model_check.cpp writes it, with the outputs and inference counts in it."""
+    outputs = np.zeros((strides, labels), np.int8)
+    inference = np.zeros(strides, np.uint32)
+    outputs[inferred] = rng.integers(-128, 128, (len(inferred), labels), dtype=np.int8)
+    inference[inferred] = rng.integers(1, 2**31, len(inferred), dtype=np.uint32)
+    body = m4.STREAM_RESULTS_MAGIC + struct.pack("<II", strides, labels)
+    for i in range(strides):
+        body += struct.pack("<II", 90_000 + i, int(inference[i])) + outputs[i].tobytes()
+    body += struct.pack("<I", len(detections)) + b"".join(struct.pack(m4.DETECTION_FORMAT, *d) for d in detections)
+    return body, outputs, inference
+
+
+def test_stream_results_are_read_back_and_compared_on_the_boards_clock():
+    """The board stamps a detection at the end of the stride it ran in, the host pipeline at the end of the slice
+    (10 ms earlier with a 30 ms window every 20 ms): the comparison puts both on the board's clock."""
+    rng = np.random.default_rng(4)
+    inferred, detections = [49, 53, 57], [(1080, 3, 201), (1160, 3, 230)]  # strides 53 and 57 end at 1080, 1160 ms
+    body, outputs, inference = _stream_results(60, 5, inferred, detections, rng)
+    run = m4.parse_stream_results(body, "arena_used_bytes 9\n")
+    np.testing.assert_array_equal(run.outputs, outputs)
+    np.testing.assert_array_equal(run.inference_instructions, inference)
+    assert run.detections == detections and run.facts == {"arena_used_bytes": 9}
+    host_inferred = np.zeros(60, bool)
+    host_inferred[inferred] = True
+    host = (host_inferred, outputs.copy(), [(53, 1070, 3, 201), (57, 1150, 3, 230)])
+    result = m4.stream_agreement(run, host, 320, 16000)
+    assert result["all_identical"] and result["detections_identical"] and result["host_clock_behind_ms"] == [10]
+    assert result["inferences"] == result["outputs_identical"] == 3 and result["seconds"] == 1.2
+    host[1][53, 0] ^= 1
+    assert not m4.stream_agreement(run, host, 320, 16000)["all_identical"]
+    late = (host_inferred, outputs, [(53, 1070, 3, 201), (58, 1170, 3, 230)])
+    assert not m4.stream_agreement(run, late, 320, 16000)["detections_identical"]
+    with pytest.raises(m4.M4Error, match="bytes for 2 detections"):
+        m4.parse_stream_results(body[:-1], "")
+
+
+def _selection(config, rng: np.random.Generator) -> Clips:
+    """Clips of every class as data.select_clips returns them: tone words, and noise for silence."""
+    audio, targets = [], []
+    for target, label in enumerate(config.labels):
+        for _ in range(3):
+            audio.append(rng.normal(0, 300, 16000).astype(np.int16) if label == "silence" else
+                         tone_word(rng, 300 + 150 * target))
+            targets.append(target)
+    return Clips(audio, np.array(targets), [Path(f"{i}.wav") for i in range(len(audio))], ["mem"], "all", [])
+
+
+def test_the_stream_is_built_reproducibly_from_the_selection():
+    config = from_dict({})
+    clips = _selection(config, np.random.default_rng(5))
+    first = m4.stream_audio(config, clips, 20)
+    assert first.dtype == np.int16 and len(first) == 20 * 16000
+    np.testing.assert_array_equal(m4.stream_audio(config, _selection(config, np.random.default_rng(5)), 20), first)
+    assert np.abs(first.astype(np.int32)).max() > 3000  # words over the noise
+    silent = Clips([np.zeros(16000, np.int16)] * 3, np.array([0, 0, 2]), [Path("a")] * 3, ["mem"], "all", [])
+    with pytest.raises(m4.M4Error, match="silence clips with some noise"):
+        m4.stream_audio(config, silent, 20)
+
+
+def test_the_host_stream_infers_on_the_boards_schedule():
+    """The reference the board's stream is compared with: fed stride by stride, the first inference when the window
+    is full (slice 49, in stride 50: the first slice needs 30 ms), then every KWS_INFERENCE_EVERY_STRIDES strides."""
+    model_dir = ModelDir(SHIPPED[0])
+    config = model_dir.config
+    audio = m4.stream_audio(config, _selection(config, np.random.default_rng(6)), 4)
+    inferred, outputs, _ = m4.host_stream_reference(model_dir, audio)
+    every = config.recognizer.inference_every_strides
+    assert np.flatnonzero(inferred).tolist() == list(range(config.num_slices, len(audio) // 320, every))
+    assert np.all(outputs[~inferred] == 0) and outputs[inferred].any()
 
 
 def test_a_measurement_of_another_model_is_refused(tmp_path):

@@ -109,7 +109,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = _features(config, args)
     train_log = Path(args.model).parent / "train.json"
     training = json.loads(train_log.read_text()) if train_log.exists() else {}
-    recipe = [line for line in (training.get("command"), args.command_line) if line]
+    recipe = [*args.prepared_by, *(line for line in (training.get("command"), args.command_line) if line)]
     result = export(config, Path(args.model), data, Path(args.out), recipe=recipe,
                     training={key: training[key] for key in ("seconds", "best", "parameters") if key in training})
     print(f"{result.out_dir}: model {result.tflite_bytes} B, arena {result.arena_size} B "
@@ -269,7 +269,7 @@ def cmd_m4(args: argparse.Namespace) -> int:
     from kws.m4 import run
 
     return run(args.model, args.library or str(TFLM_LIBRARY), args.data, args.split, args.limit, args.save,
-               args.out, args.opt, args.float_abi, args.command_line)
+               args.out, args.opt, args.float_abi, args.stream_seconds, args.command_line)
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -336,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, metavar="FILE", help="trained model (model.keras from kws train)")
     _add_data_arguments(export)
     export.add_argument("--out", required=True, metavar="DIR", help="model folder, e.g. models/speech_commands_12")
+    export.add_argument("--prepared-by", action="append", default=[], metavar="COMMAND",
+                        help="a command that made the data or the teacher (e.g. a data set's extraction), put in "
+                             "the model card's recipe before the training command; repeat it for several")
     export.add_argument("--force", action="store_true",
                         help="replace the model already in --out, removing its stale report/ and model card")
     export.set_defaults(handler=cmd_export)
@@ -446,8 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
     m4.add_argument("--out", metavar="FILE", help="also write the measurement to this file")
     m4.add_argument("--opt", default=board_opt, choices=["-Os", "-O2", "-O3"],
                     help="optimisation level (the board build's, or another to compare)")
-    m4.add_argument("--float-abi", default=board_float_abi, choices=["soft", "softfp"],
-                    help="float ABI (the board build's, or another to compare)")
+    m4.add_argument("--float-abi", nargs="+", default=board_float_abi, choices=["soft", "softfp"],
+                    help="float ABI (the board build's, or another to compare); a second one (soft softfp: the "
+                         "mbed core's own, as the Arduino IDE builds) is built and checked for agreement too")
+    m4.add_argument("--stream-seconds", type=float, default=0, metavar="S",
+                    help="also run a recording of S seconds built from the clips (keywords and unknown words over "
+                         "the data's silence clips) through the firmware's pipeline, stride by stride without a "
+                         "reset, and compare every inference and detection with the host's streaming pipeline")
     m4.set_defaults(handler=cmd_m4)
     return parser
 

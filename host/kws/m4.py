@@ -39,6 +39,14 @@ RESULTS_MAGIC = b"KWSM4R1\0"
 # struct ClipCounts in model_check.cpp, in order.
 COUNT_FIELDS = ("frontend_instructions", "frontend_strides", "frontend_slices", "frontend_max_stride",
                 "inference_instructions", "frontend_slice_instructions")
+STREAM_MAGIC = b"KWSM4S1\0"
+STREAM_RESULTS_MAGIC = b"KWSM4T1\0"
+# struct Detection in pipeline_stubs.h: t_ms, label, score.
+DETECTION_FORMAT = "<IiI"
+# The stream `kws m4 --stream-seconds` builds: the selected keyword and unknown clips over the selection's own
+# silence clips as background, at this SNR, from this seed (the same stream for the same data).
+STREAM_SNR_DB = 10.0
+STREAM_SEED = 0
 # -icount shift=0: one instruction per virtual nanosecond, so SysTick (25 MHz) counts every 40 instructions.
 QEMU_COMMAND = ["qemu-system-arm", "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
                 "-serial", "none", "-semihosting-config", "enable=on,target=native", "-icount", "shift=0"]
@@ -101,6 +109,21 @@ def install_hint() -> str:
     return (f"Install the pinned one with `pio pkg install -e nano33ble` (needs PlatformIO's registry) or, offline, "
             f"from a clone of {LIBRARY_REPOSITORY}: `mkdir -p {target} && git -C CLONE archive "
             f"--prefix={TFLM_LIBRARY.name}/ {LIBRARY_TAG} | tar -x -C {target}`; or name a copy with --library DIR")
+
+
+@dataclass(frozen=True)
+class StreamRun:
+    """What the image's stream mode reported, stride by stride."""
+
+    stride_instructions: np.ndarray  # uint32 [strides]: pipeline_run of the stride (front end, and any inference)
+    inference_instructions: np.ndarray  # uint32 [strides]: the Invoke()'s layers, 0 where no inference ran
+    outputs: np.ndarray  # int8 [strides, labels]: where an inference ran
+    detections: list[tuple[int, int, int]]  # (t_ms, label, score) as DET reports them
+    facts: dict[str, int]
+
+    @property
+    def inferred(self) -> np.ndarray:
+        return self.inference_instructions > 0
 
 
 def _require(tools: list[str]) -> None:
@@ -181,6 +204,122 @@ def parse_results(results: bytes, stdout: str) -> M4Run:
     return M4Run(np.array(windows, np.int8).reshape(clips, window_bytes), np.array(outputs, np.int8).reshape(clips, labels),
                  np.array(counts, np.uint32).reshape(clips, len(COUNT_FIELDS)),
                  np.array(layer_instructions, np.uint32).reshape(clips, len(names)), names, facts)
+
+
+def write_stream(path: Path, audio: np.ndarray) -> None:
+    """The stream mode's input: magic, sample count, the int16 samples."""
+    audio = np.ascontiguousarray(audio, dtype="<i2")
+    with open(path, "wb") as out:
+        out.write(STREAM_MAGIC + struct.pack("<I", len(audio)))
+        out.write(audio.tobytes())
+
+
+def parse_stream_results(results: bytes, stdout: str) -> StreamRun:
+    """Reads stream_results.bin (strides, labels; per stride: instructions, the inference's, int8 outputs; then the
+    detections) and the facts the image prints."""
+    if results[:8] != STREAM_RESULTS_MAGIC or len(results) < 16:
+        raise M4Error("stream_results.bin: not a KWSM4T1 results file")
+    strides, labels = struct.unpack_from("<II", results, 8)
+    record = np.dtype([("instructions", "<u4"), ("inference", "<u4"), ("outputs", "i1", (labels,))])
+    end = 16 + strides * record.itemsize
+    if end + 4 > len(results):
+        raise M4Error(f"stream_results.bin: ends inside the {strides} strides")
+    records = np.frombuffer(results, record, strides, 16)
+    (count,) = struct.unpack_from("<I", results, end)
+    size = struct.calcsize(DETECTION_FORMAT)
+    if end + 4 + count * size != len(results):
+        raise M4Error(f"stream_results.bin: {len(results) - end - 4} bytes for {count} detections")
+    detections = [struct.unpack_from(DETECTION_FORMAT, results, end + 4 + i * size) for i in range(count)]
+    facts = {key: int(value) for key, _, value in (line.partition(" ") for line in stdout.splitlines())
+             if key.endswith("_bytes")}
+    return StreamRun(records["instructions"].copy(), records["inference"].copy(), records["outputs"].copy(),
+                     detections, facts)
+
+
+def run_stream(image: Path, audio: np.ndarray) -> StreamRun:
+    """Runs the check image's stream mode under QEMU on one recording (int16)."""
+    with tempfile.TemporaryDirectory(prefix="kws-m4-") as workdir:
+        write_stream(Path(workdir) / "stream.bin", audio)
+        seconds = len(audio) / 16000
+        stdout = run_qemu(image, Path(workdir), max(QEMU_SECONDS_MIN, QEMU_SECONDS_PER_CLIP * seconds))
+        return parse_stream_results((Path(workdir) / "stream_results.bin").read_bytes(), stdout)
+
+
+def stream_audio(config: object, clips: object, seconds: float) -> np.ndarray:
+    """A recording of `seconds` built reproducibly from the selected clips: their keyword and unknown clips
+    inserted 1.5-3 s apart over a loop of their silence clips (the data's own background), at STREAM_SNR_DB."""
+    from kws import streaming
+
+    labels = config.labels
+    speech = [i for i, t in enumerate(clips.targets) if labels[t] != "silence"]
+    keyword = [i for i in speech if labels[clips.targets[i]] in config.keywords.words]
+    noise = [clips.audio[i] for i, t in enumerate(clips.targets)
+             if labels[t] == "silence" and np.any(clips.audio[i])]
+    if not keyword or not noise:
+        raise M4Error("a stream needs keyword clips and silence clips with some noise in them in the selection")
+    rng = np.random.default_rng(STREAM_SEED)
+    stream = streaming.build_stream("m4", [clips.audio[i] for i in speech], [clips.targets[i] for i in speech],
+                                    noise, seconds / 60, config.audio.sample_rate, STREAM_SNR_DB,
+                                    streaming.reference_rms([clips.audio[i] for i in keyword]), rng)
+    return stream.audio[0:len(stream.audio)]
+
+
+def host_stream_reference(model_dir: object, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """The host's streaming pipeline fed stride by stride, as the image's stream mode runs the board's: which strides
+    ran an inference, its int8 outputs, and the detections as (stride, host time ms, label, score)."""
+    from kws.pipeline import StreamingPipeline
+
+    pipeline = StreamingPipeline(model_dir)
+    stride = pipeline.config.stride_samples
+    strides = len(audio) // stride
+    inferred = np.zeros(strides, bool)
+    outputs = np.zeros((strides, len(pipeline.labels)), np.int8)
+    detections = []
+    for i in range(strides):
+        for step in pipeline.feed(audio[i * stride:(i + 1) * stride]):
+            inferred[i], outputs[i] = True, step.output
+            if step.detection is not None:
+                detections.append((i, step.time_ms, step.detection.label_index, step.detection.score))
+    return inferred, outputs, detections
+
+
+def stream_agreement(board: StreamRun, host: tuple[np.ndarray, np.ndarray, list], stride_samples: int,
+                     sample_rate: int) -> dict:
+    """Inference by inference and detection by detection, how the board's stream compares with the host's. The
+    board stamps a detection with the audio time at the end of the stride it ran in (whole strides go through its
+    front end); the host pipeline with the end of the slice, which is earlier by the window's part of a stride:
+    detections are compared on the board's clock, and the difference is recorded."""
+    inferred, outputs, detections = host
+    both = board.inferred & inferred
+    on_board_clock = [((i + 1) * stride_samples * 1000 // sample_rate, label, score)
+                      for i, _, label, score in detections]
+    offsets = sorted({(i + 1) * stride_samples * 1000 // sample_rate - t for i, t, _, _ in detections})
+    board_detections = [tuple(d) for d in board.detections]
+    return {
+        "seconds": round(len(inferred) * stride_samples / sample_rate, 2),
+        "strides": len(inferred),
+        "inferences": int(board.inferred.sum()),
+        "host_inferences": int(inferred.sum()),
+        "same_inference_strides": bool(np.array_equal(board.inferred, inferred)),
+        "outputs_identical": int(np.all(board.outputs[both] == outputs[both], axis=1).sum()),
+        "detections": len(board_detections),
+        "host_detections": len(on_board_clock),
+        "detections_identical": board_detections == on_board_clock,
+        "host_clock_behind_ms": offsets,
+        "all_identical": bool(np.array_equal(board.inferred, inferred) and np.array_equal(board.outputs, outputs)
+                              and board_detections == on_board_clock),
+    }
+
+
+def stream_summary(run: StreamRun, agreement: dict) -> dict:
+    """The stream's record: agreement, and instructions per stride of a continuous stream (strides without an
+    inference: front end and pipeline) and per inference."""
+    plain = run.stride_instructions[~run.inferred]
+    return {**agreement,
+            "instructions": {"per_stride_without_inference": {"mean": round(float(plain.mean())),
+                                                               "max": int(plain.max())},
+                             "per_inference": {"median": int(np.median(run.inference_instructions[run.inferred])),
+                                               "max": int(run.inference_instructions.max())}}}
 
 
 def run_qemu(image: Path, workdir: Path, timeout: float) -> str:
@@ -324,34 +463,70 @@ def smallest_schedule(inference: float, stride: float, clock_hz: int, cycles_per
 
 
 def measure(model_path: str | Path, library_path: str | Path, clips: np.ndarray, clip_source: str, opt: str,
-            float_abi: str) -> dict:
-    """Builds and runs the check for one model on the clips; the measurement as m4_measurement.json holds it."""
+            float_abis: list[str], stream: np.ndarray | None = None) -> dict:
+    """Builds and runs the check for one model on the clips (and the stream, if any); the measurement as
+    m4_measurement.json holds it. The first float ABI is measured in full; each further one (the mbed core's own
+    softfp beside the board build's soft) is built and checked for agreement with the host too."""
     from kws.evaluate import ModelDir
 
     model_dir = ModelDir(model_path)
     library = Library.at(library_path)
     tflite = model_dir.tflite
-    image = build_image(library, model_dir.path, opt, float_abi)
-    print(f"running {len(clips)} clips on the Cortex-M4 (QEMU)", file=sys.stderr)
-    run = run_image(image, clips)
-    print("computing the same clips on the host", file=sys.stderr)
-    host_windows, host_outputs = host_reference(model_dir, clips)
     config = model_dir.config
     board = config.board
-    return {
+    print("computing the clips on the host", file=sys.stderr)
+    host_windows, host_outputs = host_reference(model_dir, clips)
+    host_stream = None
+    if stream is not None:
+        print(f"streaming {len(stream) / config.audio.sample_rate:.0f} s on the host", file=sys.stderr)
+        host_stream = host_stream_reference(model_dir, stream)
+    builds = []
+    for float_abi in float_abis:
+        image = build_image(library, model_dir.path, opt, float_abi)
+        print(f"running {len(clips)} clips on the Cortex-M4 (QEMU, -mfloat-abi={float_abi})", file=sys.stderr)
+        run = run_image(image, clips)
+        build = {"float_abi": float_abi, "image": image, "run": run,
+                 "agreement": agreement(run, host_windows, host_outputs)}
+        if stream is not None:
+            print(f"running the stream on the Cortex-M4 (QEMU, -mfloat-abi={float_abi})", file=sys.stderr)
+            stream_run = run_stream(image, stream)
+            build["stream"] = stream_summary(stream_run, stream_agreement(
+                stream_run, host_stream, config.stride_samples, config.audio.sample_rate))
+        builds.append(build)
+    first = builds[0]
+    measurement = {
         "model": {"name": config.name, "tflite_md5": hashlib.md5(tflite).hexdigest(),
-                  "tflite_bytes": len(tflite)},
+                  "tflite_bytes": len(tflite),
+                  "settings_md5": hashlib.md5((model_dir.path / "model_settings.h").read_bytes()).hexdigest()},
         "library": {"name": library.name, "version": library.version},
-        "build": {"compiler": compiler_version(), "opt": opt, "float_abi": float_abi,
+        "build": {"compiler": compiler_version(), "opt": opt, "float_abi": first["float_abi"],
                   "flags": "the mbed core's for ARDUINO_NANO33BLE (firmware/test/m4_model/Makefile)"},
         "emulator": f"{emulator_version()}, mps2-an386, -icount shift=0, SysTick count x 40",
         "clips": {"count": len(clips), "source": clip_source},
-        "agreement": agreement(run, host_windows, host_outputs),
-        "instructions": instruction_summary(run, tflite, config.recognizer.inference_every_strides,
+        "agreement": first["agreement"],
+        "instructions": instruction_summary(first["run"], tflite, config.recognizer.inference_every_strides,
                                             board.clock_hz, board.cycles_per_instruction),
-        "memory": {**run.facts, "arena_bytes": _header_value(model_dir.path, "KWS_ARENA_SIZE"),
-                   "code_bytes": code_bytes(image.with_suffix(".map"))},
+        "memory": {**first["run"].facts, "arena_bytes": _header_value(model_dir.path, "KWS_ARENA_SIZE"),
+                   "code_bytes": code_bytes(first["image"].with_suffix(".map"))},
     }
+    if stream is not None:
+        measurement["stream"] = {"source": f"{clip_source}: keyword and unknown clips over its silence clips, "
+                                           f"{STREAM_SNR_DB:g} dB SNR, seed {STREAM_SEED}", **first["stream"]}
+    if len(builds) > 1:
+        measurement["other_builds"] = [
+            {"opt": opt, "float_abi": build["float_abi"], "agreement": build["agreement"],
+             "instructions_per_inference": int(np.median(build["run"].counts[:, COUNT_FIELDS.index(
+                 "inference_instructions")])),
+             **({"stream": build["stream"]} if "stream" in build else {})}
+            for build in builds[1:]]
+    return measurement
+
+
+def all_identical(measurement: dict) -> bool:
+    """Whether every build agreed with the host on every clip and on the stream."""
+    records = [measurement, *measurement.get("other_builds", [])]
+    return all(record["agreement"]["all_identical"] and record.get("stream", {}).get("all_identical", True)
+               for record in records)
 
 
 def _header_value(model_dir: Path, name: str) -> int:
@@ -395,7 +570,12 @@ def card_summary(measurement: dict) -> dict:
             "clips": measurement["clips"], "agreement": measurement["agreement"],
             "instructions_per_inference": counts["per_inference"]["median"],
             "instructions_per_frontend_stride": counts["per_frontend_stride"]["mean"],
-            "schedule": counts["schedule"], "memory": measurement["memory"]}
+            "schedule": counts["schedule"], "memory": measurement["memory"],
+            **({"stream": {key: measurement["stream"][key] for key in
+                           ("seconds", "inferences", "detections", "all_identical")}} if "stream" in measurement else {}),
+            **({"other_builds": [{"float_abi": build["float_abi"], "all_identical": build["agreement"]["all_identical"]
+                                  and build.get("stream", {}).get("all_identical", True)}
+                                 for build in measurement["other_builds"]]} if "other_builds" in measurement else {})}
 
 
 def summary_lines(measurement: dict, clip_source: str | None = None) -> list[str]:
@@ -427,13 +607,32 @@ def summary_lines(measurement: dict, clip_source: str | None = None) -> list[str
     memory = measurement["memory"]
     lines.append(f"  arena used {memory['arena_used_bytes']:,} of {memory['arena_bytes']:,} B; front-end heap "
                  f"{memory['frontend_heap_bytes']:,} B; stack high-water {memory['stack_bytes']:,} B")
+    for record in [measurement, *measurement.get("other_builds", [])]:
+        float_abi = record.get("float_abi") or record["build"]["float_abi"]
+        if record is not measurement:
+            agree = record["agreement"]
+            lines.append(f"  -mfloat-abi={float_abi}: identical to the host: features {agree['features_identical']}/"
+                         f"{agree['clips']}, int8 outputs {agree['outputs_identical']}/{agree['clips']}; "
+                         f"{record['instructions_per_inference']:,} instructions per inference")
+        if "stream" in record:
+            lines.append(stream_line(record["stream"], float_abi))
     return lines
 
 
+def stream_line(stream: dict, float_abi: str) -> str:
+    """One line on a stream's agreement."""
+    return (f"  stream ({float_abi}): {stream['seconds']:g} s, {stream['strides']} strides; inferences "
+            f"{stream['outputs_identical']}/{stream['inferences']} identical (host {stream['host_inferences']}); "
+            f"detections {stream['detections']} (host {stream['host_detections']}) "
+            f"{'identical' if stream['detections_identical'] else 'DIFFERENT'}; host clock behind by "
+            f"{stream['host_clock_behind_ms']} ms; "
+            + ("ALL IDENTICAL" if stream["all_identical"] else "NOT identical"))
+
+
 def run(model: str, library: str, data: str, split: str, limit: int | None, save: bool, out: str | None,
-        opt: str, float_abi: str, command: str | None = None) -> int:
+        opt: str, float_abis: str | list[str], stream_seconds: float = 0, command: str | None = None) -> int:
     """`kws m4`: measure, print, and write the measurement (to the model folder and its card only with --save;
-    `command` goes into the card's recipe)."""
+    `command` goes into the card's recipe). `float_abis`: one, or several (the first is measured in full)."""
     from kws.bench import bench_clips
     from kws.evaluate import ModelDir
     from kws.paths import repo_relative
@@ -443,8 +642,9 @@ def run(model: str, library: str, data: str, split: str, limit: int | None, save
     print(selected.describe(), file=sys.stderr)
     if not selected.audio:
         raise M4Error(f"{data}: no clips to run")
+    stream = stream_audio(model_dir.config, selected, stream_seconds) if stream_seconds else None
     measurement = measure(model, library, np.stack(selected.audio), f"{repo_relative(data)} ({split})", opt,
-                          float_abi)
+                          [float_abis] if isinstance(float_abis, str) else float_abis, stream)
     print("\n".join(summary_lines(measurement, f"{shown(data)} ({split})")))
     targets = ([Path(model) / MEASUREMENT_FILE] if save else []) + ([Path(out)] if out else [])
     for target in targets:
@@ -455,4 +655,4 @@ def run(model: str, library: str, data: str, split: str, limit: int | None, save
         from kws.export import update_card
 
         update_card(model_dir.path, {"m4": card_summary(measurement)}, command)
-    return 0 if measurement["agreement"]["all_identical"] else 1
+    return 0 if all_identical(measurement) else 1

@@ -7,6 +7,14 @@
 // Per clip, as host-stream mode does it (CLIP_BEGIN, AUDIO..., CLIP_END): the
 // front end is reset, the audio goes through it one 20 ms stride at a time,
 // then the window is copied into the model input and the model runs once.
+//
+// Stream mode (stream.bin instead of clips.bin): one long recording through
+// the firmware's own pipeline (firmware/src/pipeline.cpp) as the board's loop
+// runs it: one stride into the ring, pipeline_run, the next stride. The front
+// end is never reset, the model runs every KWS_INFERENCE_EVERY_STRIDES strides
+// on a window that has wrapped around, and the recognizer reports detections
+// (pipeline_stubs.cpp keeps them). stream_results.bin holds, per stride, its
+// instructions, the inference's and the int8 outputs, then the detections.
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,12 +26,19 @@
 #include "kws_core.h"
 #include "model_runner.h"
 #include "model_settings.h"
+#include "pipeline.h"
+#include "pipeline_stubs.h"
 #include "tensorflow/lite/micro/micro_profiler_interface.h"
 
 namespace {
 
 constexpr char kClipsMagic[8] = {'K', 'W', 'S', 'M', '4', 'C', '1', '\0'};
 constexpr char kResultsMagic[8] = {'K', 'W', 'S', 'M', '4', 'R', '1', '\0'};
+constexpr char kStreamMagic[8] = {'K', 'W', 'S', 'M', '4', 'S', '1', '\0'};
+constexpr char kStreamResultsMagic[8] = {'K', 'W', 'S', 'M', '4', 'T', '1', '\0'};
+// The ring between audio and pipeline_run: a power of two above one stride.
+constexpr uint32_t kRingSamples = 1024;
+static_assert(kRingSamples >= KWS_FE_STRIDE_SAMPLES, "a stride fits the ring");
 constexpr int kMaxLayers = 64;
 constexpr size_t kWindowBytes = KWS_NUM_SLICES * KWS_SLICE_SIZE;
 // Stack painted below main's frame to find the deepest use (the board's main
@@ -50,6 +65,11 @@ class LayerCounter : public tflite::MicroProfilerInterface {
   }
   void Clear() { count_ = 0; }
   uint32_t count() const { return count_ < kMaxLayers ? count_ : kMaxLayers; }
+  uint32_t total() const {
+    uint32_t sum = 0;
+    for (uint32_t i = 0; i < count(); ++i) sum += instructions_[i];
+    return sum;
+  }
   const char* tag(uint32_t i) const { return tags_[i]; }
   const uint32_t* instructions() const { return instructions_; }
 
@@ -142,6 +162,82 @@ ClipCounts run_clip(const int16_t* samples, uint32_t count, int8_t* window,
   return counts;
 }
 
+// Front end, model runner and (for the stream) the pipeline, as the board's
+// setup() makes them; the front end's heap is measured around its setup.
+int setup(size_t* frontend_heap) {
+  const size_t heap_before = heap_in_use();
+  if (!feature_provider_setup()) return fail("feature_provider", "setup");
+  *frontend_heap = heap_in_use() - heap_before;
+  const char* detail = "";
+  const char* error = model_runner_setup(&detail, &g_layers);
+  if (error != nullptr) return fail(error, detail);
+  pipeline_setup();
+  return 0;
+}
+
+// Facts the host cannot see from the records: printed once, parsed by kws m4.
+void print_facts(size_t frontend_heap, uint32_t* stack_top) {
+  printf("layers");
+  for (uint32_t i = 0; i < g_layers.count(); ++i) printf(" %s", g_layers.tag(i));
+  printf("\narena_used_bytes %u\n",
+         static_cast<unsigned>(model_runner_arena_used()));
+  printf("frontend_heap_bytes %u\n", static_cast<unsigned>(frontend_heap));
+  printf("stack_bytes %u\n", static_cast<unsigned>(stack_used(stack_top)));
+}
+
+int run_stream(FILE* in, uint32_t* stack_top) {
+  char magic[8];
+  uint32_t samples = 0;
+  if (!read_exact(in, magic, sizeof magic) ||
+      memcmp(magic, kStreamMagic, sizeof magic) != 0 ||
+      !read_exact(in, &samples, sizeof samples)) {
+    return fail("stream.bin", "not a KWSM4S1 stream file");
+  }
+  size_t frontend_heap = 0;
+  if (const int failed = setup(&frontend_heap)) return failed;
+  FILE* out = fopen("stream_results.bin", "wb");
+  if (out == nullptr) return fail("stream_results.bin", "cannot create");
+  const uint32_t strides = samples / KWS_FE_STRIDE_SAMPLES;
+  const uint32_t shape[2] = {strides, KWS_NUM_LABELS};
+  if (!write_exact(out, kStreamResultsMagic, sizeof kStreamResultsMagic) ||
+      !write_exact(out, shape, sizeof shape)) {
+    return fail("stream_results.bin", "write failed");
+  }
+  static int16_t ring_storage[kRingSamples];
+  kws_ring ring;
+  kws_ring_init(&ring, ring_storage, kRingSamples);
+  pipeline_reset();
+  int16_t stride[KWS_FE_STRIDE_SAMPLES];
+  for (uint32_t i = 0; i < strides; ++i) {
+    if (!read_exact(in, stride, sizeof stride)) {
+      return fail("stream.bin", "truncated");
+    }
+    kws_ring_write(&ring, stride, KWS_FE_STRIDE_SAMPLES);
+    g_layers.Clear();
+    const uint32_t start = instruction_counter_now();
+    pipeline_run(&ring, true);
+    const uint32_t record[2] = {instruction_counter_since(start),
+                                g_layers.count() > 0 ? g_layers.total() : 0};
+    int8_t output[KWS_NUM_LABELS] = {};
+    if (record[1] != 0) memcpy(output, model_runner_output(), sizeof output);
+    if (!write_exact(out, record, sizeof record) ||
+        !write_exact(out, output, sizeof output)) {
+      return fail("stream_results.bin", "write failed");
+    }
+  }
+  uint32_t detections = 0;
+  const Detection* detected = detections_taken(&detections);
+  if (detections > kMaxDetections) return fail("detections", "too many");
+  if (!write_exact(out, &detections, sizeof detections) ||
+      !write_exact(out, detected, detections * sizeof(Detection))) {
+    return fail("stream_results.bin", "write failed");
+  }
+  fclose(out);
+  fclose(in);
+  print_facts(frontend_heap, stack_top);
+  return 0;
+}
+
 }  // namespace
 
 int main(void) {
@@ -149,6 +245,8 @@ int main(void) {
   paint_stack(stack_top);
   instruction_counter_start();
 
+  FILE* stream = fopen("stream.bin", "rb");
+  if (stream != nullptr) return run_stream(stream, stack_top);
   FILE* in = fopen("clips.bin", "rb");
   if (in == nullptr) return fail("clips.bin", "cannot open");
   char magic[8];
@@ -163,12 +261,8 @@ int main(void) {
       static_cast<int16_t*>(malloc(clip_samples * sizeof(int16_t)));
   if (samples == nullptr) return fail("clips.bin", "clip too long");
 
-  const size_t heap_before = heap_in_use();
-  if (!feature_provider_setup()) return fail("feature_provider", "setup");
-  const size_t frontend_heap = heap_in_use() - heap_before;
-  const char* detail = "";
-  const char* error = model_runner_setup(&detail, &g_layers);
-  if (error != nullptr) return fail(error, detail);
+  size_t frontend_heap = 0;
+  if (const int failed = setup(&frontend_heap)) return failed;
 
   FILE* out = fopen("results.bin", "wb");
   if (out == nullptr) return fail("results.bin", "cannot create");
@@ -197,13 +291,6 @@ int main(void) {
   }
   fclose(out);
   fclose(in);
-
-  // Facts the host cannot see from the records: printed once, parsed by kws m4.
-  printf("layers");
-  for (uint32_t i = 0; i < g_layers.count(); ++i) printf(" %s", g_layers.tag(i));
-  printf("\narena_used_bytes %u\n",
-         static_cast<unsigned>(model_runner_arena_used()));
-  printf("frontend_heap_bytes %u\n", static_cast<unsigned>(frontend_heap));
-  printf("stack_bytes %u\n", static_cast<unsigned>(stack_used(stack_top)));
+  print_facts(frontend_heap, stack_top);
   return 0;
 }
