@@ -321,8 +321,11 @@ def test_train_distils_with_the_teacher(distil_config: Path, synth_data: Path, t
     from kws.teacher import md5
 
     model_dir = tmp_path / "model"
+    made_teacher = "python3 scripts/teacher_from_model.py runs/reference/model.keras teacher.tflite"
     assert cli.main(["export", "--config", str(distil_config), "--model", str(tmp_path / "run" / "model.keras"),
-                     "--data", str(synth_data), "--out", str(model_dir)]) == 0
+                     "--data", str(synth_data), "--out", str(model_dir), "--prepared-by", made_teacher]) == 0
+    recipe = json.loads((model_dir / "model_card.json").read_text())["recipe"]
+    assert recipe[0] == made_teacher and recipe[-1].startswith("kws export")
     teacher_file = Path(config_module.load(distil_config).teacher.model)
     subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "teacher_accuracy.py"), "--model", str(teacher_file),
                     "--data", str(synth_data), "--card", str(model_dir), "--split", "validation"], check=True)
