@@ -104,3 +104,19 @@ def test_a_short_input_leaves_silent_frames_and_says_the_window_is_not_full(mfcc
     pipeline = StreamingPipeline(ModelDir(mfcc_model))
     pipeline.feed(_clip(3)[:8000])
     np.testing.assert_array_equal(np.frombuffer(board.stdout, np.int8).reshape(49, 10), pipeline.window())
+
+
+def test_the_memory_map_counts_the_mfcc_state_where_the_firmware_declares_it(mfcc_model: Path) -> None:
+    from kws.memory import budget
+
+    config = ModelDir(mfcc_model).config
+    measurement = {"instructions": {"layers": [{"op": "CONV_2D"}]},
+                   "memory": {"code_bytes": {"tflm_runtime_and_kernels": 50_000, "frontend": 9_000},
+                              "frontend_heap_bytes": 0}}
+    ram = {part["part"]: part["bytes"] for part in budget(config, 40_000, 30_000, ["CONV_2D"], measurement,
+                                                          True)["ram"]["parts"]}
+    source = (FIRMWARE / "src" / "mfcc_feature_provider.cpp").read_text()
+    assert "int32_t g_storage[KWS_MFCC_STORAGE_WORDS(" in source and "int32_t g_mfccs[kWindowValues]" in source
+    assert ram["MLPerf MFCC state (frame, FFT buffer, mel ring)"] == 4 * (480 + 512 + 49 * (40 + 2))
+    assert ram["Q16 MFCC window (49x10)"] == 4 * 490
+    assert not any("microfrontend" in part for part in ram)

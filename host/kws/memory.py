@@ -44,6 +44,28 @@ def audio_buffer_bytes() -> tuple[int, int]:
     return 2 * microphone, 2 * constant("src/host_stream.cpp", "kRingSamples")
 
 
+FRONTEND_NAMES = {"microfrontend": "microfrontend + FFT", "mlperf_mfcc": "MLPerf MFCC (kws_mfcc)"}
+
+
+def frontend_ram(config: Config, measurement: dict, source: str, own_measurement: bool) -> list[dict]:
+    """The front end's RAM: the microfrontend's heap state and the int8 window it fills stride by stride, or the
+    MFCC front end's static storage (frame buffer, FFT buffer, mel ring: KWS_MFCC_STORAGE_WORDS) and the Q16 window
+    it computes when the model runs (mfcc_feature_provider.cpp)."""
+    window = config.num_slices * config.frontend.channels
+    if config.frontend.kind == "mlperf_mfcc":
+        from kws.mfcc import default_tables
+
+        p = default_tables().params
+        storage = 4 * (p.window + p.fft_length + config.num_slices * (p.mel_bins + 2))
+        return [{"part": "MLPerf MFCC state (frame, FFT buffer, mel ring)", "bytes": storage, "estimate": False},
+                {"part": f"Q16 MFCC window ({config.num_slices}x{config.frontend.channels})", "bytes": 4 * window,
+                 "estimate": False}]
+    return [{"part": f"int8 feature window ({config.num_slices}x{config.frontend.channels})", "bytes": window,
+             "estimate": False},
+            {"part": f"microfrontend state (heap), {source}", "bytes": measurement["memory"]["frontend_heap_bytes"],
+             "estimate": not own_measurement}]
+
+
 def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str], measurement: dict,
            own_measurement: bool) -> dict:
     """Flash and RAM parts (exact, measured or estimated), totals, and the checks against the board and the targets.
@@ -58,22 +80,19 @@ def budget(config: Config, tflite_bytes: int, arena_bytes: int, ops: list[str], 
         {"part": "Arduino mbed core (blank sketch)", "bytes": MBED_CORE_FLASH, "estimate": True},
         {"part": f"TFLM runtime + CMSIS-NN kernels ({', '.join(measured_ops)}), {source}",
          "bytes": code["tflm_runtime_and_kernels"], "estimate": not own_measurement},
-        {"part": f"microfrontend + FFT, {source}", "bytes": code["frontend"], "estimate": not own_measurement},
+        {"part": f"{FRONTEND_NAMES[config.frontend.kind]} code and tables, {source}", "bytes": code["frontend"],
+         "estimate": not own_measurement},
         *([{"part": f"more CMSIS-NN kernels ({', '.join(extra_kernels)})", "bytes": sum(extra_kernels.values()),
              "estimate": True}] if extra_kernels else []),
         {"part": "PDM library", "bytes": PDM_FLASH, "estimate": True},
         {"part": "kws_core + glue", "bytes": PROJECT_FLASH, "estimate": True},
     ]
-    window = config.num_slices * config.frontend.channels
     mic_ring_bytes, host_ring_bytes = audio_buffer_bytes()
     ram = [
         {"part": "tensor arena (KWS_ARENA_SIZE)", "bytes": arena_bytes, "estimate": False},
         {"part": "microphone ring + PDM buffer", "bytes": mic_ring_bytes, "estimate": False},
         {"part": "host-stream ring", "bytes": host_ring_bytes, "estimate": False},
-        {"part": f"int8 feature window ({config.num_slices}x{config.frontend.channels})", "bytes": window,
-         "estimate": False},
-        {"part": f"microfrontend state (heap), {source}", "bytes": measurement["memory"]["frontend_heap_bytes"],
-         "estimate": not own_measurement},
+        *frontend_ram(config, measurement, source, own_measurement),
         {"part": "Arduino mbed core (blank sketch, with the 32 KB main-thread stack)", "bytes": MBED_CORE_RAM,
          "estimate": True},
     ]
