@@ -218,7 +218,7 @@ class Mfcc:
         c_size = core._constant(lib, "kws_py_sizeof_mfcc_tables", ctypes.c_size_t)
         if ctypes.sizeof(_Tables) != c_size:
             raise core.CoreBuildError(f"kws_mfcc_tables is {c_size} bytes in C but {ctypes.sizeof(_Tables)} in "
-                                      "kws/mfcc.py: update the ctypes mirror")
+                                      "kws/frontends/mfcc.py: update the ctypes mirror")
         arrays = self.tables.c_arrays()
         self._arrays = [np.ascontiguousarray(array.values) for array in arrays.values()]  # kept alive for the C
         self._struct = _Tables(*self.tables.c_scalars().values(), *(array.ctypes.data for array in self._arrays))
