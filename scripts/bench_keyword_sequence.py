@@ -12,10 +12,11 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from kws import data, keyword_check
-from kws.evaluate import ModelDir
-from kws.paths import DEFAULT_MODEL
-from kws.sim import VirtualBoard
+from kws.board.sim import VirtualBoard
+from kws.common.paths import DEFAULT_MODEL
+from kws.data import dataset as data
+from kws.evaluation import keyword_check
+from kws.evaluation.evaluate import ModelDir
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ SAMPLE_RATE = 16000
 def make_clips(root: Path, words: list[str], count: int, rng: np.random.Generator) -> None:
     """`count` clips spread over the words, 200 speakers, each a windowed tone burst of 300-700 ms."""
     t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
-    from kws import audio
+    from kws.data import audio
 
     for i in range(count):
         word, speaker = words[i % len(words)], i % 200
@@ -43,12 +43,12 @@ def make_clips(root: Path, words: list[str], count: int, rng: np.random.Generato
 
 
 def make_noise(root: Path, count: int, rng: np.random.Generator, seconds: int = 60) -> list[Path]:
-    from kws import audio, data
+    from kws.data import audio, augment
 
     root.mkdir(parents=True, exist_ok=True)
     paths = []
     for i in range(count):
-        noise = data.generated_noise(SAMPLE_RATE, rng, seconds)[i % 3]
+        noise = augment.generated_noise(SAMPLE_RATE, rng, seconds)[i % 3]
         paths.append(root / f"noise_{i:02d}.wav")
         audio.write_wav(paths[-1], audio.float_to_int16(noise), SAMPLE_RATE)
     return paths

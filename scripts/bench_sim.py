@@ -15,8 +15,8 @@ import numpy as np
 
 def pipeline_speed(model: str, backend: str, audio: np.ndarray, sample_rate: int) -> float:
     """x real time of StreamingPipeline.feed over the whole recording, fed in 1024-byte AUDIO-frame chunks."""
-    from kws.evaluate import ModelDir
-    from kws.pipeline import StreamingPipeline
+    from kws.board.pipeline import StreamingPipeline
+    from kws.evaluation.evaluate import ModelDir
 
     pipeline = StreamingPipeline(ModelDir(model), backend)
     start = time.perf_counter()
@@ -29,9 +29,9 @@ def parsing_speed(lines: int) -> float:
     """DET lines/s through protocol.LineDecoder and the monitor's per-line handling (log off, output discarded)."""
     import io
 
-    from kws import core
-    from kws.monitor import Monitor
-    from kws.protocol import LineDecoder
+    from kws.board import core
+    from kws.board.protocol import LineDecoder
+    from kws.device.monitor import Monitor
 
     line = core.format_line("DET", {"t_ms": 51240, "label": "yes", "idx": 2, "score": 231, "fe_us": 712,
                                     "inf_us": 21480, "step_us": 22310, "est_m4_us": 14814})
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=50_000)
     args = parser.parse_args()
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core, as the figure claims
-    from kws.evaluate import ModelDir
+    from kws.evaluation.evaluate import ModelDir
 
     sample_rate = ModelDir(args.model).config.audio.sample_rate
     # Speech-like load: noise bursts over quiet background, so the front end's noise reduction and PCAN do work.

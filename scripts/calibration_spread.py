@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from kws import calibrate, streaming
-from kws.evaluate import ModelDir
-from kws.paths import DEFAULT_MODEL
+from kws.common.paths import DEFAULT_MODEL
+from kws.evaluation import calibrate, streaming
+from kws.evaluation.evaluate import ModelDir
 
 
 def main() -> None:

@@ -22,12 +22,12 @@ import numpy as np
 from kws import cache_dir
 from kws import config as config_module
 from kws.config import with_overrides
-from kws.cost import energy, estimate_model
-from kws.data import features
-from kws.evaluate import ModelDir, evaluate
-from kws.export import export
-from kws.models import CANDIDATES
-from kws.train import train
+from kws.cost.estimate import energy, estimate_model
+from kws.data.features import features
+from kws.evaluation.evaluate import ModelDir, evaluate
+from kws.training.export import export
+from kws.training.models import CANDIDATES
+from kws.training.train import train
 
 # Recipe ablations of one architecture (applied on top of --ablate-base).
 ABLATIONS = {

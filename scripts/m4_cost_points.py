@@ -1,12 +1,12 @@
 """Measure every candidate architecture on the Cortex-M4 with the pinned TFLM library: the points the cost model is
 fitted to (docs/cost_model.md).
 
-Each candidate of kws.models.CANDIDATES is built on the base config untrained, quantized with random
+Each candidate of kws.training.models.CANDIDATES is built on the base config untrained, quantized with random
 representative features (instruction counts depend on the layers' shapes, not on their weights) and run through
 `kws m4` on a few generated noise clips. Writes points.json (one row per layer: op, kind, MACs, input and output
-elements, measured and estimated instructions), fits each layer kind's rate (kws.cost.RATE_TERMS, non-negative
+elements, measured and estimated instructions), fits each layer kind's rate (kws.cost.estimate.RATE_TERMS, non-negative
 least squares on relative error) and prints each kind's error, in sample and with each candidate left out of the
-fit. With --write-rates the fit replaces host/kws/m4_cost_rates.json, which kws.cost reads; the front end's
+fit. With --write-rates the fit replaces host/kws/cost/m4_cost_rates.json, which kws.cost.estimate reads; the front end's
 instructions per stride come from the default model's own m4_measurement.json (real speech).
 
     python scripts/m4_cost_points.py --config configs/speech_commands_12.toml --out runs/cost_points --write-rates
@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from kws import config as config_module
-from kws import m4
+from kws.board.firmware import board_build_flags
+from kws.common.paths import DEFAULT_MODEL, TFLM_LIBRARY
 from kws.config import with_overrides
-from kws.cost import RATE_TERMS, RATES_FILE, OpCost, Rate, estimate_model
-from kws.export import export
-from kws.features import to_float
-from kws.firmware import board_build_flags
-from kws.models import CANDIDATES, build
-from kws.paths import DEFAULT_MODEL, TFLM_LIBRARY
+from kws.cost import m4
+from kws.cost.estimate import RATE_TERMS, RATES_FILE, OpCost, Rate, estimate_model
+from kws.frontends.microfrontend import to_float
+from kws.training.export import export
+from kws.training.models import CANDIDATES, build
 
 CLIPS = 3
 TERM_COLUMNS = {"per_mac": "macs", "per_patch": "patch_elements", "per_output_block": "output_blocks",
@@ -46,7 +46,7 @@ SHAPE_PROBES = {
 
 
 class RandomFeatures:
-    """Stands in for kws.data.Features in export(): quantization needs representative inputs, the cost does not
+    """Stands in for kws.data.features.Features in export(): quantization needs representative inputs, the cost does not
     depend on what they are."""
 
     def __init__(self, config: config_module.Config, rng: np.random.Generator) -> None:
@@ -124,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True, help="base config (input shape, labels)")
     parser.add_argument("--candidates", nargs="*", default=[*CANDIDATES, *SHAPE_PROBES],
-                        help="names from kws.models.CANDIDATES and this script's SHAPE_PROBES")
+                        help="names from kws.training.models.CANDIDATES and this script's SHAPE_PROBES")
     parser.add_argument("--library", default=str(TFLM_LIBRARY), help="the TFLM Arduino library folder")
     parser.add_argument("--out", default="runs/cost_points", help="output folder")
     parser.add_argument("--write-rates", action="store_true", help=f"replace {RATES_FILE.name} with the fit")

@@ -1,4 +1,4 @@
-"""The MLPerf Tiny reference model on the integer C front end (kws.mfcc) against TensorFlow's (kws.teacher.mlperf_mfcc).
+"""The MLPerf Tiny reference model on the integer C front end (kws.frontends.mfcc) against TensorFlow's (kws.training.teacher.mlperf_mfcc).
 
 For each labelled data folder (Speech Commands' official test-set layout: <root>/<word>/*.wav, `_silence_` is
 silence, `_unknown_` and any word outside the model's ten is unknown) it prints:
@@ -7,7 +7,7 @@ silence, `_unknown_` and any word outside the model's ten is unknown) it prints:
   clip, and the share of int8 model inputs that differ (both mapped with the int8 model's input quantization,
   rounded half up: kws_mfcc_quantize for C);
 - the accuracy of the float and the int8 reference model on both front ends, and the difference. The int8 model
-  also runs on TensorFlow's features truncated to int8, the convention kws.teacher uses (its published values).
+  also runs on TensorFlow's features truncated to int8, the convention kws.training.teacher uses (its published values).
 
     python scripts/mfcc_check.py ../shared/data/speech_commands_v0.02_test_dev ../shared/data/speech_commands_v0.02_test_dev2
 
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kws import audio, mfcc
-from kws.quiet import native_stderr_silenced
-from kws.teacher import mlperf_mfcc
+from kws.common.quiet import native_stderr_silenced
+from kws.data import audio
+from kws.frontends import mfcc
+from kws.training.teacher import mlperf_mfcc
 
 LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny_kws_ref"
@@ -119,7 +120,7 @@ def check(root: Path, float_model: Model, int8_model: Model) -> None:
     for name, tf_pred, c_pred in rows:
         tf_acc, c_acc = np.mean(tf_pred == targets), np.mean(c_pred == targets)
         print(f"  {name:<6} {tf_acc:8.2%} {c_acc:8.2%} {100 * (c_acc - tf_acc):+8.2f}  {int((tf_pred != c_pred).sum())}")
-    print(f"  int8 on TF features truncated (kws.teacher's convention): {np.mean(int8_model.predict(tf_trunc) == targets):.2%}")
+    print(f"  int8 on TF features truncated (kws.training.teacher's convention): {np.mean(int8_model.predict(tf_trunc) == targets):.2%}")
 
 
 def main(argv: list[str] | None = None) -> int:

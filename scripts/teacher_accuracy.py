@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kws import audio, data
+from kws.common.paths import repo_relative
 from kws.config import TEACHER_LABEL_ALIASES, from_dict
-from kws.evaluate import ModelDir
-from kws.export import update_card
-from kws.paths import repo_relative
-from kws.teacher import FRONTENDS, Teacher, md5
+from kws.data import audio
+from kws.data import dataset as data
+from kws.evaluation.evaluate import ModelDir
+from kws.training.export import update_card
+from kws.training.teacher import FRONTENDS, Teacher, md5
 
 MLPERF_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown"]
 

@@ -1,7 +1,7 @@
 """A trained float model as a teacher file: its Keras model converted to a float .tflite, for `[teacher] model`.
 
 The backbone recipe fine-tunes the MLPerf reference first, then prunes it and distils the pruned model from the
-fine-tuned one; the teacher runs on the training audio only (kws.teacher), never on the board.
+fine-tuned one; the teacher runs on the training audio only (kws.training.teacher), never on the board.
 
     python scripts/teacher_from_model.py runs/backbone64/model.keras runs/backbone64/teacher.tflite
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kws.export import load_keras
+from kws.training.export import load_keras
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def tiny_config_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from kws import synth
+    from kws.data import synth
 
     out = tmp_path_factory.mktemp("synth")
     synth.synthesize(["yes", "no", "up", "down", "cat", "tree"], out, voices=SYNTH_VOICES, speeds=SYNTH_SPEEDS,
@@ -61,8 +61,8 @@ def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_config_path: Path, synth_data: Path):
     """(config, features, trained float model path) for the tiny config on synth_data."""
     from kws import config as config_module
-    from kws.data import features
-    from kws.train import train
+    from kws.data.features import features
+    from kws.training.train import train
 
     config = config_module.load(tiny_config_path)
     data = features(config, [synth_data], cache_dir=tmp_path_factory.mktemp("cache"))
@@ -73,7 +73,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_config_path: Path, s
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, tiny_run) -> Path:
     """An exported model folder (model.tflite, model.keras, model_settings.h, ...) trained on synth_data."""
-    from kws.export import export
+    from kws.training.export import export
 
     config, data, model_path = tiny_run
     out = tmp_path_factory.mktemp("models") / "tiny_yes_no"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kws import backbone
 from kws.config import from_dict
-from kws.train import class_weights
+from kws.training import backbone
+from kws.training.train import class_weights
 
 SECTIONS = {"frontend": {"kind": "mlperf_mfcc", "channels": 10},
             "model": {"architecture": "ds_cnn", "kernel": [10, 4], "stride": [2, 2], "blocks": 4, "head": "average",

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import tone_word
-from kws import calibrate, data, streaming
 from kws import config as config_module
 from kws.cli import main, not_calibrated_note
+from kws.data import augment
+from kws.data import dataset as data
+from kws.evaluation import calibrate, streaming
 
 SR = 16000
 
@@ -60,7 +62,7 @@ def _traces(config, streams, levels):
 def _scored_half(config, seed, levels):
     """One half's streams (2 min each, 30 dB SNR) and the traces of a scorer with these levels."""
     rng = np.random.default_rng(seed)
-    noise = data.generated_noise(SR, rng, seconds=5)
+    noise = augment.generated_noise(SR, rng, seconds=5)
     streams = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
     return streams, _traces(config, streams, levels)
 
@@ -126,7 +128,7 @@ def test_a_keyword_heard_where_another_was_said_counts_against_its_threshold(con
     labels = config.labels
     words = ["yes"] * 4 + ["no"] * 8 + ["unknown"] * 4
     half = calibrate.Half([tone_word(rng, 400) for _ in words], [labels.index(w) for w in words], words, {"s1"})
-    streams = calibrate.half_streams(config, half, data.generated_noise(SR, rng, seconds=5), 2.0, 30.0, seed=1)
+    streams = calibrate.half_streams(config, half, augment.generated_noise(SR, rng, seconds=5), 2.0, 30.0, seed=1)
 
     def scorer(stream):
         def score(start_ms, end_ms):
@@ -158,7 +160,7 @@ def test_held_out_figures_show_a_fit_that_does_not_carry_over(config):
     # Calibration clips of "no" are heard at 150, held-out ones at 110: thresholds fitted on the first miss the
     # second, and the record says so instead of repeating the calibration figure.
     rng = np.random.default_rng(4)
-    noise = data.generated_noise(SR, rng, seconds=5)
+    noise = augment.generated_noise(SR, rng, seconds=5)
     calibration = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=1)
     heldout = calibrate.half_streams(config, _half(config, rng), noise, 2.0, 30.0, seed=2)
     fitted = calibrate.fit(calibration, _traces(config, calibration, {"yes": 230, "no": 150, "confusion": 170}),
@@ -195,7 +197,7 @@ def test_halves_are_cut_by_speaker_when_every_keyword_is_in_both(config, tmp_pat
 
 
 def test_other_words_skip_keywords_and_name_bad_files(config, tmp_path):
-    from kws import audio
+    from kws.data import audio
 
     for word in ("bird", "yes", "_background_noise_"):
         (tmp_path / word).mkdir()
@@ -230,7 +232,7 @@ def _strip_per_keyword_lines(header: str) -> str:
 
 def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out(tiny_model, synth_data, tmp_path,
                                                                                   capsys):
-    from kws import synth
+    from kws.data import synth
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model)
@@ -268,8 +270,8 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     assert card["other_word_clips"] > 0 and card["halves"]["by"] in ("speakers", "clips")
     words = {e["heard"] for e in card["heldout"]["false_accepts_by_cause"]}
     assert words <= {"noise", "yes", "no", "up", "down", "cat", "tree", "bird", "house"}
-    # The virtual board's HELLO would show these thresholds and calibrated=1 (kws.sim reads the same files).
-    from kws.export import header_calibrated
+    # The virtual board's HELLO would show these thresholds and calibrated=1 (kws.board.sim reads the same files).
+    from kws.training.export import header_calibrated
 
     assert header_calibrated(header.read_text())
     # kws report on the calibrated model: per-keyword evidence, and calibration beside held-out from the card.
@@ -299,7 +301,7 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
 def test_a_keyword_the_calibration_streams_never_say_keeps_the_default_threshold():
     config = config_module.from_dict({"keywords": {"words": ["yes", "no", "go"]}, "recognizer": {"threshold": 210}})
     rng = np.random.default_rng(5)
-    streams = calibrate.half_streams(config, _half(config, rng), data.generated_noise(SR, rng, seconds=5), 1.0, 30.0,
+    streams = calibrate.half_streams(config, _half(config, rng), augment.generated_noise(SR, rng, seconds=5), 1.0, 30.0,
                                      seed=1)
     fitted = calibrate.fit(streams, _traces(config, streams, {"yes": 230, "no": 150, "confusion": 170}), config,
                            (1.0,))[0][1.0]

@@ -76,3 +76,13 @@ def test_digest_tracks_the_named_sections():
     changed_frontend = from_dict({"frontend": {"channels": 32}})
     assert base.digest("frontend") == changed_model.digest("frontend")
     assert base.digest("frontend") != changed_frontend.digest("frontend")
+
+
+def test_the_names_a_config_may_give_are_the_registries_keys():
+    """config.py names the architectures and teacher front ends without importing the code behind them (which
+    imports Config); the registries must hold exactly those names."""
+    from kws.frontends.teacher_mfcc import FRONTENDS
+    from kws.training.models import ARCHITECTURES
+
+    assert tuple(ARCHITECTURES) == config_module.ARCHITECTURE_NAMES
+    assert tuple(FRONTENDS) == config_module.TEACHER_FRONTEND_NAMES

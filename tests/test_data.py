@@ -6,8 +6,9 @@ import wave
 import numpy as np
 import pytest
 
-from kws import audio, data
 from kws.config import ConfigError, from_dict
+from kws.data import audio, augment
+from kws.data import dataset as data
 
 
 def _write(path, samples, rate=16000, channels=1):
@@ -146,7 +147,7 @@ def test_other_rates_and_stereo_are_converted(tmp_path):
 def test_mix_at_snr_hits_the_requested_ratio():
     rng = np.random.default_rng(0)
     clip, noise = rng.normal(0, 0.3, 16000), rng.normal(0, 0.01, 16000)
-    mixed = data.mix_at_snr(clip, noise, 10.0)
+    mixed = augment.mix_at_snr(clip, noise, 10.0)
     added = mixed - clip
     snr = 10 * np.log10(np.mean(clip**2) / np.mean(added**2))
     assert snr == pytest.approx(10.0, abs=1e-6)
@@ -154,10 +155,10 @@ def test_mix_at_snr_hits_the_requested_ratio():
 
 def test_augment_is_seeded_and_keeps_length():
     config = from_dict({})
-    noise = data.generated_noise(16000, np.random.default_rng(0))
+    noise = augment.generated_noise(16000, np.random.default_rng(0))
     clip = _tone()
-    a = data.augment(config, clip, noise, np.random.default_rng(5))
-    b = data.augment(config, clip, noise, np.random.default_rng(5))
+    a = augment.augment(config, clip, noise, np.random.default_rng(5))
+    b = augment.augment(config, clip, noise, np.random.default_rng(5))
     np.testing.assert_array_equal(a, b)
     assert a.shape == clip.shape and a.dtype == np.int16 and not np.array_equal(a, clip)
 
@@ -186,14 +187,14 @@ def test_train_only_sources_and_unknown_drawn_per_source(folder_dataset, tmp_pat
 
 def test_room_response_decays_at_its_rt60():
     rt60 = 0.4
-    response = data.room_response(rt60, 16000, np.random.default_rng(1))
+    response = augment.room_response(rt60, 16000, np.random.default_rng(1))
     assert response[0] == 1.0 and len(response) == int(rt60 * 16000)
     tail = response[1:] ** 2
     early, late = tail[800:1600].mean(), tail[4000:4800].mean()  # 50-100 ms and 250-300 ms
     assert 10 * np.log10(early / late) == pytest.approx(60 * 0.2 / rt60, abs=3)  # 60 dB per rt60
     clip = _tone().astype(np.float32) / 32768
-    wet = data.reverberate(clip, response)
-    assert wet.shape == clip.shape and data.rms(wet) == pytest.approx(data.rms(clip), rel=1e-6)
+    wet = augment.reverberate(clip, response)
+    assert wet.shape == clip.shape and augment.rms(wet) == pytest.approx(augment.rms(clip), rel=1e-6)
     assert not np.allclose(wet, clip)
 
 

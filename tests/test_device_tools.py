@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws import audio, cli, monitor
-from kws.data import select_clips
-from kws.evaluate import ModelDir
-from kws.features import ClipFeatures
-from kws.sim import VirtualBoard
-from kws.stream import TRAILING_SILENCE_S
+from kws import cli
+from kws.board.sim import VirtualBoard
+from kws.data import audio
+from kws.data.dataset import select_clips
+from kws.device import monitor
+from kws.device.stream import TRAILING_SILENCE_S
+from kws.evaluation.evaluate import ModelDir
+from kws.frontends.microfrontend import ClipFeatures
 
 
 def _confident_clip(model_dir, synth_data, word):
@@ -169,7 +171,7 @@ def test_bench_classifies_a_yes_clip_and_writes_the_report(board, tiny_model, sy
     assert set(summary["latency_us"]) == {"fe_us", "inf_us", "step_us"}
     assert summary["energy"]["inference_us"] == board.est_m4_us and summary["energy"]["inference_uj"] > 0
     # The tiny model has no m4_measurement.json: the virtual board's figure is the cost model's, and says so
-    assert "estimated by kws.cost" in summary["energy"]["inference_us_source"]
+    assert "estimated by kws.cost.estimate" in summary["energy"]["inference_us_source"]
     assert summary["throughput_clips_per_s"] > 0
     for name in ("bench.md", "confusion.png", "latency.png"):
         assert (report / name).stat().st_size > 0
@@ -179,22 +181,22 @@ def test_bench_classifies_a_yes_clip_and_writes_the_report(board, tiny_model, sy
 def test_bench_md_defines_each_stage_and_names_where_the_m4_time_comes_from(tiny_config_path):
     # A RESULT's fe_us sums the clip's strides while step_us is CLIP_END's own work (p50 1,080 vs 567 on the virtual
     # board): without saying so the step looks cheaper than its front end. And a figure from kws m4's count is no
-    # kws.cost estimate.
-    from kws import bench
+    # kws.cost.estimate estimate.
     from kws import config as config_module
-    from kws.data import Clips
-    from kws.protocol import Message
+    from kws.board.protocol import Message
+    from kws.data.dataset import Clips
+    from kws.device import bench
 
     config = config_module.load(tiny_config_path)
     clips = Clips([np.zeros(config.clip_samples, np.int16)] * 2, np.array([0, 1]), [Path("a.wav"), Path("b.wav")],
                   ["d"], "all", [])
     results = [Message("RESULT", {"clip": str(i), "label": config.labels[i], "idx": str(i), "fe_us": "1080",
                                   "inf_us": "500", "step_us": "567", "est_m4_us": "48172"}) for i in range(2)]
-    for est_m4, named in (("measured", "measured by kws m4"), ("estimated", "estimated by kws.cost")):
+    for est_m4, named in (("measured", "measured by kws m4"), ("estimated", "estimated by kws.cost.estimate")):
         hello = Message("HELLO", {"model": "tiny", "model_id": "0", "fw": "sim", "timing": "host", "est_m4": est_m4})
         text = " ".join(bench.markdown(bench.summarize(config, hello, clips, results, 1.0)).split())
         assert f"48172.0 us (est_m4_us: Cortex-M4 instructions {named}" in text
-        assert ("kws.cost" in text) == (est_m4 == "estimated")
+        assert ("kws.cost.estimate" in text) == (est_m4 == "estimated")
         assert "| fe_us | the front end over the whole clip" in text and "| step_us | CLIP_END's own work" in text
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws import speech_commands
-from kws.audio import write_wav
-from kws.download import DownloadError, download, extract_tar
-from kws.progress import Progress
-from kws.speech_commands import Archive, fetch, index, which_set
+from kws.common.progress import Progress
+from kws.data import speech_commands
+from kws.data.audio import write_wav
+from kws.data.download import DownloadError, download, extract_tar
+from kws.data.speech_commands import Archive, fetch, index, which_set
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -61,7 +61,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(autouse=True)
 def no_retry_delay(monkeypatch):
-    monkeypatch.setattr("kws.download._RETRY_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr("kws.data.download._RETRY_DELAY_SECONDS", 0.0)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 import kws
 from kws import cli
-from kws.paths import REPO_ROOT, portable, repo_relative
+from kws.common.paths import REPO_ROOT, portable, repo_relative
 
 
 def test_int8_model_beats_chance_on_held_back_speakers(tiny_model, synth_data, tmp_path, capsys):
@@ -116,7 +116,7 @@ def test_every_option_has_help_and_shows_its_default(columns, monkeypatch):
     for name, sub in parsers.items():
         help_text = sub.format_help()
         assert str(REPO_ROOT) not in help_text, f"kws {name}: an absolute path of this clone in the help"
-        # A value, not the name of the constant that holds it (kws calibrate --spread showed kws.calibrate.SPREAD).
+        # A value, not the name of the constant that holds it (kws calibrate --spread showed kws.evaluation.calibrate.SPREAD).
         assert not re.search(r"\bkws\.\w+\.[A-Z_]{2,}\b", help_text), f"kws {name}: a constant's name in the help"
         text = " ".join(help_text.split())
         for action in sub._actions:

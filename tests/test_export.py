@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from kws import config as config_module
-from kws.evaluate import ModelDir
-from kws.export import (
+from kws.common.paths import REPO_ROOT
+from kws.evaluation.evaluate import ModelDir
+from kws.evaluation.runtime import Int8Model, model_ops
+from kws.frontends.microfrontend import Frontend, Int8Scaling
+from kws.training.export import (
     RESOLVER_METHODS,
     TABLES_BEGIN,
     TABLES_END,
@@ -22,9 +25,6 @@ from kws.export import (
     set_recognizer_defines,
     to_int8_tflite,
 )
-from kws.features import Frontend, Int8Scaling
-from kws.paths import REPO_ROOT
-from kws.runtime import Int8Model, model_ops
 
 SHIPPED = sorted(path.parent for path in (REPO_ROOT / "models").glob("*/model_settings.h"))
 
@@ -102,7 +102,7 @@ def test_header_carries_the_host_microfrontends_tables(model_dir):
 
 
 def test_frontend_tables_are_replaced_in_place_and_added_to_an_old_header():
-    """What `python -m kws.export --frontend-tables` does to an exported model: only the tables' lines change."""
+    """What `python -m kws.training.export --frontend-tables` does to an exported model: only the tables' lines change."""
     header = (SHIPPED[0] / "model_settings.h").read_text()
     config = config_module.load(SHIPPED[0] / "config.toml")
     assert set_frontend_tables(header, config) == header
@@ -148,8 +148,8 @@ def _card(model_dir):
 
 
 def test_quantization_aware_training_exports_and_evaluates(tiny_run, tmp_path):
-    from kws.evaluate import evaluate
-    from kws.train import QAT_MODEL_NAME, train
+    from kws.evaluation.evaluate import evaluate
+    from kws.training.train import QAT_MODEL_NAME, train
 
     config, data, _ = tiny_run
     qat = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=2, qat=True, qat_epochs=1))
@@ -168,7 +168,7 @@ def test_without_restore_best_every_epoch_runs_and_the_last_is_kept(tiny_run, tm
 
     import tf_keras
 
-    from kws.train import train
+    from kws.training.train import train
 
     config, data, _ = tiny_run
     last = dataclasses.replace(config, training=dataclasses.replace(config.training, epochs=3, patience=1,
@@ -187,7 +187,7 @@ def test_without_restore_best_every_epoch_runs_and_the_last_is_kept(tiny_run, tm
 def test_weight_average_keeps_the_average_not_the_last_weights(tiny_run, tmp_path):
     import tf_keras
 
-    from kws.train import train
+    from kws.training.train import train
 
     config, data, _ = tiny_run
     runs = {}
@@ -202,7 +202,7 @@ def test_weight_average_keeps_the_average_not_the_last_weights(tiny_run, tmp_pat
 
 def test_frequency_warp_moves_a_formant_by_the_factor():
     from kws.config import from_dict
-    from kws.train import frequency_warp
+    from kws.training.train import frequency_warp
 
     config = from_dict({})
     batch = np.zeros((3, 49, 40, 1), np.float32)

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from kws.config import from_dict
-from kws.features import FLOAT_SCALE, PCAN_LUT_SIZE, PCAN_LUT_UNUSED, ClipFeatures, Frontend, Int8Scaling
+from kws.frontends.microfrontend import (
+    FLOAT_SCALE,
+    PCAN_LUT_SIZE,
+    PCAN_LUT_UNUSED,
+    ClipFeatures,
+    Frontend,
+    Int8Scaling,
+)
 
 
 def _clip(seed: int = 0) -> np.ndarray:

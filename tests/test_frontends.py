@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws import frontends, mfcc
-from kws.evaluate import ModelDir
-from kws.paths import REPO_ROOT
-from kws.pipeline import StreamingPipeline
+from kws.board.pipeline import StreamingPipeline
+from kws.common.paths import REPO_ROOT
+from kws.evaluation.evaluate import ModelDir
+from kws.frontends import dispatch as frontends
+from kws.frontends import mfcc
 
 FIRMWARE = REPO_ROOT / "firmware"
 
@@ -24,9 +25,9 @@ FIRMWARE = REPO_ROOT / "firmware"
 def mfcc_model(tmp_path_factory: pytest.TempPathFactory, tiny_config_path: Path, synth_data: Path) -> Path:
     """The tiny yes/no model on the MLPerf MFCCs, trained briefly and exported."""
     from kws import config as config_module
-    from kws.data import features
-    from kws.export import export
-    from kws.train import train
+    from kws.data.features import features
+    from kws.training.export import export
+    from kws.training.train import train
 
     text = tiny_config_path.read_text().replace("[augment]", '[frontend]\nkind = "mlperf_mfcc"\nchannels = 10\n\n'
                                                               "[augment]")
@@ -107,7 +108,7 @@ def test_a_short_input_leaves_silent_frames_and_says_the_window_is_not_full(mfcc
 
 
 def test_the_memory_map_counts_the_mfcc_state_where_the_firmware_declares_it(mfcc_model: Path) -> None:
-    from kws.memory import budget
+    from kws.cost.memory import budget
 
     config = ModelDir(mfcc_model).config
     measurement = {"instructions": {"layers": [{"op": "CONV_2D"}]},

@@ -1,4 +1,4 @@
-"""The listening check (kws.keyword_check, scripts/bench_keyword_sequence.py): its scoring, and that what it reads
+"""The listening check (kws.evaluation.keyword_check, scripts/bench_keyword_sequence.py): its scoring, and that what it reads
 from the board over the serial line is what the board's pipeline computes for the sequence, times included."""
 
 import shutil
@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 
-from kws import data, keyword_check
-from kws.evaluate import ModelDir
-from kws.pipeline import StreamingPipeline
-from kws.sim import VirtualBoard
-from kws.stream import TRAILING_SILENCE_S
+from kws.board.pipeline import StreamingPipeline
+from kws.board.sim import VirtualBoard
+from kws.data import dataset as data
+from kws.device.stream import TRAILING_SILENCE_S
+from kws.evaluation import keyword_check
+from kws.evaluation.evaluate import ModelDir
 
 
 def test_score_counts_right_wrong_repeated_and_missed_words():

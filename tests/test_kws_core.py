@@ -1,5 +1,5 @@
 """The firmware's portable C core: its own unit tests on the host and on a Cortex-M4F in QEMU, and agreement
-between the C (through kws.core) and the pure-Python host side (kws.protocol)."""
+between the C (through kws.board.core) and the pure-Python host side (kws.board.protocol)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws import core, protocol
-from kws.protocol import FrameType, Garbage, LineDecoder, Message, encode_frame
+from kws.board import core, protocol
+from kws.board.protocol import FrameType, Garbage, LineDecoder, Message, encode_frame
 
 FIRMWARE_TEST = Path(__file__).resolve().parents[1] / "firmware" / "test"
 CROSS_TOOLS = {"arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from conftest import tone_word
-from kws import m4
+from kws.common.paths import REPO_ROOT
 from kws.config import from_dict
-from kws.cost import estimate_model
-from kws.data import Clips
-from kws.evaluate import ModelDir
-from kws.paths import REPO_ROOT
+from kws.cost import m4
+from kws.cost.estimate import estimate_model
+from kws.data.dataset import Clips
+from kws.evaluation.evaluate import ModelDir
 
 SHIPPED = sorted(path.parent for path in (REPO_ROOT / "models").glob("*/model.tflite"))
 MIN_AGREEMENT_CLIPS = 500

@@ -1,4 +1,4 @@
-"""The integer C MFCC front end (kws.mfcc, firmware/lib/kws_core/kws_mfcc.c) against TensorFlow's float reference,
+"""The integer C MFCC front end (kws.frontends.mfcc, firmware/lib/kws_core/kws_mfcc.c) against TensorFlow's float reference,
 on generated audio: accuracy, streaming, reset, full scale, silence, negative clips, quantization, other parameters."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws import mfcc
-from kws.teacher import mlperf_mfcc
+from kws.frontends import mfcc
+from kws.frontends.teacher_mfcc import mlperf_mfcc
 
 HEADER = Path(__file__).resolve().parents[1] / "firmware" / "test" / "kws_mfcc_tables.h"
 RATE = 16000
@@ -66,7 +66,7 @@ def errors(c: np.ndarray, tf: np.ndarray) -> tuple[float, float]:
 
 def test_tables_header_in_the_repository_is_current() -> None:
     assert HEADER.read_text() == mfcc.c_header_file(mfcc.default_tables()), \
-        "regenerate it: python -m kws.mfcc > firmware/test/kws_mfcc_tables.h"
+        "regenerate it: python -m kws.frontends.mfcc > firmware/test/kws_mfcc_tables.h"
 
 
 def test_mel_weights_are_tensorflows() -> None:

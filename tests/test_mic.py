@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from kws import audio
-from kws.mic import LevelMeter
-from kws.sim import VirtualBoard
+from kws.board.sim import VirtualBoard
+from kws.data import audio
+from kws.device.mic import LevelMeter
 from test_device_tools import _confident_clip
 
 

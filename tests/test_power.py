@@ -1,5 +1,5 @@
 """Measured energy without hardware: the virtual board drives a virtual PPK2 on a pseudo-terminal, whose current
-trace has known pulses on the marker channels; `kws.power` must recover them through the PPK2 protocol client."""
+trace has known pulses on the marker channels; `kws.device.power` must recover them through the PPK2 protocol client."""
 
 from __future__ import annotations
 
@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kws import cli, config, power
-from kws.device import Connection
-from kws.paths import REPO_ROOT
-from kws.ppk2 import AMPERE_METER, PPK2, SOURCE_METER, Calibration, Command, decode
-from kws.protocol import FrameType, clip_payload, split_audio
-from kws.sim import VirtualBoard
-from kws.virtual_ppk2 import METADATA, VirtualPPK2, encode
+from kws import cli, config
+from kws.board.protocol import FrameType, clip_payload, split_audio
+from kws.board.sim import VirtualBoard
+from kws.common.paths import REPO_ROOT
+from kws.device import power
+from kws.device.link import Connection
+from kws.device.ppk2 import AMPERE_METER, PPK2, SOURCE_METER, Calibration, Command, decode
+from kws.device.virtual_ppk2 import METADATA, VirtualPPK2, encode
 
 MODEL = REPO_ROOT / "models" / "speech_commands_12"
 LISTEN_S = 1.5
@@ -208,8 +209,8 @@ def test_kws_bench_power_writes_measured_and_estimated_energy_and_the_plots(rig,
     for name in ("trace.png", "energy.png"):
         assert (report / name).stat().st_size > 10_000
 
-    from kws.evaluate import ModelDir
-    from kws.report import device_cost
+    from kws.evaluation.evaluate import ModelDir
+    from kws.evaluation.report import device_cost
 
     cost = device_cost(ModelDir(MODEL), summary)
     assert cost["measured"]["power"] == measured

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from kws import core, protocol
-from kws.protocol import FrameType, Garbage, LineDecoder, Message, encode_frame, parse_line
+from kws.board import core, protocol
+from kws.board.protocol import FrameType, Garbage, LineDecoder, Message, encode_frame, parse_line
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -126,7 +126,7 @@ def test_c_decoder_recovers_intact_frames_and_accepts_nothing_unsent(items: list
 
 
 def test_python_protocol_constants_match_the_firmware_header():
-    from kws import firmware, protocol
+    from kws.board import firmware, protocol
 
     header = "lib/kws_core/kws_protocol.h"
     assert protocol.PROTOCOL_VERSION == firmware.constant(header, "KWS_PROTOCOL_VERSION")

@@ -11,8 +11,8 @@ import kws
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from kws.export import to_int8_tflite
-from kws.quiet import native_stderr_only_silenced
+from kws.training.export import to_int8_tflite
+from kws.common.quiet import native_stderr_only_silenced
 
 tf.config.list_physical_devices("GPU")  # tries cuInit: an E-level line without a GPU
 inputs = tf_keras.Input((10, 8, 1))
@@ -37,7 +37,7 @@ model.save(sys.argv[1])
 LOAD_FOR_INFERENCE = """
 import sys
 import kws
-from kws.export import load_keras
+from kws.training.export import load_keras
 load_keras(sys.argv[1])
 """
 

@@ -12,8 +12,10 @@ import pytest
 
 from conftest import tone_word
 from kws import config as config_module
-from kws import data, report, streaming
 from kws.cli import build_parser, main
+from kws.data import augment
+from kws.data import dataset as data
+from kws.evaluation import report, stream_sources, streaming
 
 SR = 16000
 # A recognizer that a perfect scorer (one-hot only while the whole word is inside the window) satisfies: a word of
@@ -31,7 +33,7 @@ def _streams(config, minutes=1.0):
     labels = config.labels  # silence, unknown, yes, no
     targets = [labels.index(word) for word in ("yes", "no", "unknown") for _ in range(6)]
     clips = [tone_word(rng, 300 + 100 * t) for t in targets]
-    noise = data.generated_noise(SR, rng, seconds=5)
+    noise = augment.generated_noise(SR, rng, seconds=5)
     return streaming.keyword_streams(config, clips, targets, noise, minutes, 30.0, seed=1)
 
 
@@ -77,7 +79,7 @@ def test_false_accepts_are_counted_at_known_times(config):
     yes, no = config.labels.index("yes"), config.labels.index("no")
     # A noise-only minute on which the scorer says "yes" for 0.5 s at three known times: three false accepts.
     rng = np.random.default_rng(2)
-    quiet = streaming.build_stream("noise", [], [], data.generated_noise(SR, rng, seconds=5), 1.0, SR, 30.0, 0.1, rng)
+    quiet = streaming.build_stream("noise", [], [], augment.generated_noise(SR, rng, seconds=5), 1.0, SR, 30.0, 0.1, rng)
     fire_at = (10_000, 25_000, 40_000)
 
     def fires(start_ms, end_ms):
@@ -134,7 +136,7 @@ def test_thirteen_false_accepts_from_a_few_clips_bound_the_rate_above_zero():
 
 def test_the_fa_target_is_judged_only_on_streams_that_could_show_it_met(capsys):
     # A default report ran 10-minute streams against 1 FA/h: zero false accepts there would still allow 22/h.
-    assert report.stream_length(1.0) == 222 and report.stream_length(5.0) == 45 and report.stream_length(100) == 10
+    assert stream_sources.stream_length(1.0) == 222 and stream_sources.stream_length(5.0) == 45 and stream_sources.stream_length(100) == 10
     assert "222 min" in capsys.readouterr().err
     parser = build_parser()
     assert parser.parse_args(["report", "--model", "m", "--data", "d"]).stream_minutes is None
@@ -170,7 +172,7 @@ def test_operating_point_takes_misses_from_keywords_and_false_accepts_from_the_r
 
 
 def test_the_inference_schedule_is_the_pipelines(tiny_model):
-    from kws.evaluate import ModelDir
+    from kws.evaluation.evaluate import ModelDir
 
     model_dir = ModelDir(tiny_model)
     audio = (np.random.default_rng(0).standard_normal(3 * SR + 123) * 2000).astype(np.int16)
@@ -194,8 +196,8 @@ def test_held_out_loading_picks_the_clips_of_a_full_load(tiny_config_path, synth
 def test_mac_counter_matches_hand_arithmetic():
     import tf_keras
 
-    from kws.cost import estimate_model
-    from kws.export import to_int8_tflite
+    from kws.cost.estimate import estimate_model
+    from kws.training.export import to_int8_tflite
 
     inputs = tf_keras.Input((10, 8, 1))
     x = tf_keras.layers.Conv2D(4, (3, 3), activation="relu")(inputs)  # -> 8x6x4
@@ -247,7 +249,7 @@ def test_report_end_to_end(tiny_model, synth_data, tmp_path):
 
 
 def _noise_file(tmp_path):
-    from kws import audio
+    from kws.data import audio
 
     path = tmp_path / "hum.wav"
     t = np.arange(3 * SR) / SR
@@ -263,8 +265,8 @@ def test_a_failing_report_leaves_no_folder_behind(tiny_model, tmp_path, capsys):
 
 
 def test_the_model_card_records_no_absolute_path(tiny_model, tmp_path):
-    from kws.export import update_card
-    from kws.paths import REPO_ROOT
+    from kws.common.paths import REPO_ROOT
+    from kws.training.export import update_card
 
     model = _copy_model(tiny_model, tmp_path)
     report = tmp_path / "elsewhere" / "report"
@@ -290,7 +292,7 @@ def test_a_ten_hour_stream_is_rendered_a_stretch_at_a_time():
 
     rng = np.random.default_rng(2)
     clips = [(rng.standard_normal(SR) * 3000).astype(np.int16) for _ in range(4)]
-    noise = data.generated_noise(SR, rng, seconds=5)
+    noise = augment.generated_noise(SR, rng, seconds=5)
     tracemalloc.start()
     stream = streaming.build_stream("long", clips, [2, 3, 2, 3], noise, 600.0, SR, 10.0, 0.1, rng)
     built = tracemalloc.get_traced_memory()[1]

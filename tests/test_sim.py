@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import serial
 
-from kws import audio, core
-from kws.evaluate import ModelDir
-from kws.features import ClipFeatures
-from kws.pipeline import Step, StreamingPipeline
-from kws.protocol import FrameType, LineDecoder, Message, clip_payload, encode_frame, hello_payload
-from kws.sim import VirtualBoard
+from kws.board import core
+from kws.board.pipeline import Step, StreamingPipeline
+from kws.board.protocol import FrameType, LineDecoder, Message, clip_payload, encode_frame, hello_payload
+from kws.board.sim import VirtualBoard
+from kws.data import audio
+from kws.evaluation.evaluate import ModelDir
+from kws.frontends.microfrontend import ClipFeatures
 
 
 def _yes_clip(synth_data, sample_rate: int, clip_samples: int) -> np.ndarray:

@@ -8,8 +8,8 @@ import wave
 import numpy as np
 import pytest
 
-from kws.speech_commands import which_set
-from kws.synth import UNKNOWN_WORDS_EN, SynthError, list_voices, synthesize, synthesize_flite
+from kws.data.speech_commands import which_set
+from kws.data.synth import UNKNOWN_WORDS_EN, SynthError, list_voices, synthesize, synthesize_flite
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from kws.config import ConfigError, from_dict
-from kws.teacher import FRONTENDS, Teacher, TeacherError, mlperf_mfcc, soften
+from kws.frontends.teacher_mfcc import FRONTENDS, mlperf_mfcc
+from kws.training.teacher import Teacher, TeacherError, soften
 
 # The stand-in's outputs, deliberately not in the config's order (silence, unknown, yes, no).
 TEACHER_LABELS = ["no", "_silence_", "yes", "_unknown_"]
@@ -205,37 +206,41 @@ def distil_config(stand_in: dict[str, Path], tmp_path_factory: pytest.TempPathFa
 def test_soft_targets_come_from_each_augmented_copy_and_are_cached(distil_config: Path, synth_data: Path,
                                                                    tmp_path: Path) -> None:
     from kws import config as config_module
-    from kws import data
+    from kws.data import augment
+    from kws.data import dataset as data
+    from kws.data.features import features
 
     config = config_module.load(distil_config)
     teacher = Teacher(config)
     cache = tmp_path / "cache"
-    plain = data.features(config, [synth_data], cache_dir=cache)  # a cache made before the teacher came
+    plain = features(config, [synth_data], cache_dir=cache)  # a cache made before the teacher came
     assert not plain.soft
-    labelled = data.features(config, [synth_data], cache_dir=cache, teacher=teacher)
+    labelled = features(config, [synth_data], cache_dir=cache, teacher=teacher)
     soft = labelled.soft["train"]
     assert soft.shape == (len(plain.raw["train"]), len(config.labels)) and "validation" not in labelled.soft
     np.testing.assert_array_equal(labelled.raw["train"], plain.raw["train"])
-    # the same audio drawn again (the seeded draw of kws.data.features): every row is its own example's teacher output
+    # the same audio drawn again (the seeded draw of kws.data.features.features): every row is its own example's teacher output
     dataset = data.load(config, [synth_data])
     rng = np.random.default_rng(config.training.seed + 1)
     originals = dataset.splits["train"].audio
-    copies = [data.augment(config, clip, dataset.noise, rng) for clip in originals]
+    copies = [augment.augment(config, clip, dataset.noise, rng) for clip in originals]
     np.testing.assert_allclose(soft, teacher.soft_targets(originals + copies), atol=1e-6)
     assert not np.allclose(soft[:len(originals)], soft[len(originals):], atol=1e-3)  # a copy is not its clip
-    fresh = data.features(config, [synth_data], cache_dir=tmp_path / "fresh", teacher=teacher)  # both at once
+    fresh = features(config, [synth_data], cache_dir=tmp_path / "fresh", teacher=teacher)  # both at once
     np.testing.assert_array_equal(fresh.raw["train"], plain.raw["train"])
     np.testing.assert_allclose(fresh.soft["train"], soft, atol=1e-6)
     assert len(list(cache.glob(f"soft-*-{teacher.md5[:12]}-T2-*.npz"))) == 1
-    again = data.features(config, [synth_data], cache_dir=cache, teacher=teacher)  # from the cache: no teacher run
+    again = features(config, [synth_data], cache_dir=cache, teacher=teacher)  # from the cache: no teacher run
     teacher.soft_targets = None  # type: ignore[assignment]
     np.testing.assert_array_equal(again.soft["train"], soft)
 
 
 def test_unlabeled_speech_is_cut_into_clips_and_labelled_by_the_teacher(distil_config: Path, synth_data: Path,
                                                                         tmp_path: Path) -> None:
-    from kws import audio, data
     from kws import config as config_module
+    from kws.data import audio
+    from kws.data import dataset as data
+    from kws.data.features import features
 
     config = config_module.load(distil_config)
     folder = tmp_path / "speech" / "any"
@@ -252,18 +257,18 @@ def test_unlabeled_speech_is_cut_into_clips_and_labelled_by_the_teacher(distil_c
     assert all(data.speaker_of(path) != "heard" for path in split.paths)
     np.testing.assert_array_equal(split.audio[1], clips[1])
     teacher = Teacher(config)
-    result = data.features(config, [synth_data], cache_dir=tmp_path / "cache", unlabeled=[tmp_path / "speech"],
-                           teacher=teacher)
+    result = features(config, [synth_data], cache_dir=tmp_path / "cache", unlabeled=[tmp_path / "speech"],
+                      teacher=teacher)
     assert len(result.raw["unlabeled"]) == 5 * (1 + config.augment.copies) == len(result.soft["unlabeled"])
     assert set(result.targets["unlabeled"]) == {-1} and result.summary["unlabeled"]["clips"] == 5
-    plain = data.features(config, [synth_data], cache_dir=tmp_path / "cache")  # the other splits do not change
+    plain = features(config, [synth_data], cache_dir=tmp_path / "cache")  # the other splits do not change
     np.testing.assert_array_equal(result.raw["train"], plain.raw["train"])
 
 
 def test_distillation_loss() -> None:
     import tensorflow as tf
 
-    from kws.train import distillation_loss, hard_accuracy
+    from kws.training.train import distillation_loss, hard_accuracy
 
     student = np.asarray([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
     soft = soften(student, 3.0)
@@ -315,10 +320,10 @@ def test_train_distils_with_the_teacher(distil_config: Path, synth_data: Path, t
     import sys
 
     from kws import config as config_module
-    from kws import data
-    from kws.evaluate import ModelDir
-    from kws.paths import REPO_ROOT
-    from kws.teacher import md5
+    from kws.common.paths import REPO_ROOT
+    from kws.data import dataset as data
+    from kws.evaluation.evaluate import ModelDir
+    from kws.training.teacher import md5
 
     model_dir = tmp_path / "model"
     made_teacher = "python3 scripts/teacher_from_model.py runs/reference/model.keras teacher.tflite"

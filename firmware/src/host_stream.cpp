@@ -2,6 +2,7 @@
 
 #include <Arduino.h>
 
+#include "hello.h"
 #include "kws_clock.h"
 #include "kws_protocol.h"
 

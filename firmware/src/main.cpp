@@ -5,6 +5,7 @@
 
 #include "audio_provider.h"
 #include "feature_provider.h"
+#include "hello.h"
 #include "host_stream.h"
 #include "kws_clock.h"
 #include "model_runner.h"

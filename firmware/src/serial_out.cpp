@@ -8,9 +8,6 @@
 #include <USB/PluggableUSBSerial.h>
 
 #include "kws_txq.h"
-#include "model_runner.h"
-#include "model_settings.h"
-#include "pipeline.h"
 
 static_assert(KWS_TXQ_USB_PACKET == CDC_MAX_PACKET_SIZE,
               "kws_txq's short-packet rule needs the real packet size");
@@ -72,21 +69,5 @@ void serial_send_err(const char* code, const char* detail, int32_t seq) {
   kws_line_add_str(line, "code", code);
   kws_line_add_str(line, "detail", detail);
   if (seq >= 0) kws_line_add_int(line, "seq", seq);
-  serial_send(line);
-}
-
-void serial_send_hello(InputMode mode) {
-  kws_line* line = serial_begin("HELLO");
-  kws_line_add_int(line, "proto", KWS_PROTOCOL_VERSION);
-  kws_line_add_str(line, "fw", KWS_FW_VERSION);
-  kws_line_add_str(line, "model", KWS_MODEL_NAME);
-  kws_line_add_str(line, "model_id", KWS_MODEL_ID);
-  kws_line_add_str_list(line, "labels", model_labels(), KWS_NUM_LABELS);
-  kws_line_add_int(line, "sr", KWS_SAMPLE_RATE);
-  kws_line_add_int(line, "stride_ms", KWS_FE_STRIDE_MS);
-  kws_line_add_uint(line, "clock_hz", SystemCoreClock);
-  kws_line_add_str(line, "mode", input_mode_name(mode));
-  kws_line_add_str(line, "timing", "dwt");
-  pipeline_describe_recognizer(line);
   serial_send(line);
 }

@@ -39,7 +39,4 @@ uint32_t serial_lines_dropped();
 // ERR code=... detail=... [seq=...]; seq < 0 leaves it out.
 void serial_send_err(const char* code, const char* detail, int32_t seq = -1);
 
-// HELLO with everything a host needs to know about this firmware and model.
-void serial_send_hello(InputMode mode);
-
 #endif  // NANO_KWS_SERIAL_OUT_H_

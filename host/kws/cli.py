@@ -12,10 +12,10 @@ import textwrap
 from pathlib import Path
 
 from kws import __version__, cache_dir
-from kws.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
-from kws.defaults import MIN_STREAM_MINUTES, SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
-from kws.firmware import board_build_flags
-from kws.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY, portable
+from kws.board.firmware import board_build_flags
+from kws.common.defaults import MIN_STREAM_MINUTES, SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
+from kws.common.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY, portable
+from kws.data.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,14 +31,14 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _features(config: object, args: argparse.Namespace, teacher: object | None = None) -> object:
-    from kws.data import features
+    from kws.data.features import features
 
     return features(config, args.data, args.noise, None if args.no_cache else cache_dir("features"), args.train_only,
                     getattr(args, "unlabeled", []), teacher)
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
-    from kws import speech_commands
+    from kws.data import speech_commands
 
     path = speech_commands.fetch(args.version, Path(args.root), test_set=args.test_set)
     print(path)
@@ -47,7 +47,7 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from kws import config as config_module
-    from kws import synth
+    from kws.data import synth
 
     config = config_module.load(args.config)
     words = list(config.keywords.words)
@@ -69,7 +69,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from kws import config as config_module
-    from kws.train import train
+    from kws.training.train import train
 
     config = config_module.load(args.config)
     if args.unlabeled and not config.teacher.enabled:
@@ -77,7 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     teacher = None
     if config.teacher.enabled:
-        from kws.teacher import Teacher
+        from kws.training.teacher import Teacher
 
         teacher = Teacher(config)
     data = _features(config, args, teacher)
@@ -102,7 +102,7 @@ def _claim_model_folder(out: Path, force: bool) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from kws import config as config_module
-    from kws.export import export
+    from kws.training.export import export
 
     _claim_model_folder(Path(args.out), args.force)
     config = config_module.load(args.config)
@@ -131,10 +131,10 @@ def not_calibrated_note(config: object, out: str, data: list[str], noise: list[s
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from kws.data import select_clips
-    from kws.evaluate import ModelDir, evaluate, format_confusion
-    from kws.export import update_card
-    from kws.frontends import raw_batch
+    from kws.data.dataset import select_clips
+    from kws.evaluation.evaluate import ModelDir, evaluate, format_confusion
+    from kws.frontends.dispatch import raw_batch
+    from kws.training.export import update_card
 
     model_dir = ModelDir(args.model)
     clips = select_clips(model_dir.config, args.data, args.split)
@@ -163,7 +163,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from kws.report import run
+    from kws.evaluation.report import run
 
     return run(args.model, args.data, args.noise, args.unseen_noise, args.out, args.stream_minutes, args.stream_snr,
                args.backend, args.split, args.bench, args.seed, command=args.command_line,
@@ -171,7 +171,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from kws.calibrate import run
+    from kws.evaluation.calibrate import run
 
     spread = None if args.spread == "free" else args.spread
     return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
@@ -232,19 +232,19 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
-    from kws.sim import run
+    from kws.board.sim import run
 
     return run(args.model, args.audio, args.mic, args.link, args.backend, args.virtual_ppk2)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from kws.monitor import run
+    from kws.device.monitor import run
 
     return run(args.port, args.log, args.duration)
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
-    from kws.stream import run
+    from kws.device.stream import run
 
     if not args.mic and not args.wav:
         print("kws stream: error: give WAV files or --mic", file=sys.stderr)
@@ -254,11 +254,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from kws.bench import run
+    from kws.device.bench import run
 
     power_setup = None
     if args.power:
-        from kws.power import PowerSetup
+        from kws.device.power import PowerSetup
 
         power_setup = PowerSetup.parse(args.power, voltage_v=args.power_voltage, ampere_meter=args.ampere_meter,
                                        listen_s=args.listen_seconds)
@@ -266,7 +266,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_m4(args: argparse.Namespace) -> int:
-    from kws.m4 import run
+    from kws.cost.m4 import run
 
     return run(args.model, args.library or str(TFLM_LIBRARY), args.data, args.split, args.limit, args.save,
                args.out, args.opt, args.float_abi, args.stream_seconds, args.command_line)
@@ -466,8 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["kws", *argv])  # for the model card's recipe
-    from kws.audio import AudioError
     from kws.config import ConfigError
+    from kws.data.audio import AudioError
 
     try:
         return args.handler(args)

@@ -97,7 +97,7 @@ class Augment:
 
 @dataclass(frozen=True)
 class Model:
-    architecture: str = "tiny_conv"  # one of kws.models.ARCHITECTURES
+    architecture: str = "tiny_conv"  # one of ARCHITECTURE_NAMES
     filters: int = 8
     blocks: int = 4  # ds_cnn: depthwise-separable blocks; cnn: strided 3x3 convolutions after the first
     kernel: tuple[int, int] = (10, 8)  # first convolution (time, frequency)
@@ -107,7 +107,7 @@ class Model:
     # layout; its weights cost flash but almost no time: a dense layer is ~1.9 instructions per weight on M4)
     head: str = "average"
     # a pretrained .tflite (relative to the config file) whose weights start training: the MLPerf Tiny reference
-    # DS-CNN (kws.backbone), narrowed to `filters` channels by least-squares pruning when filters is below its own
+    # DS-CNN (kws.training.backbone), narrowed to `filters` channels by least-squares pruning when filters is below its own
     backbone: str = ""
 
 
@@ -173,7 +173,7 @@ class Teacher:
     2015). It only labels data: the board never runs it. `model` empty: no teacher."""
 
     model: str = ""  # the teacher's .tflite (relative to the config file), float or int8 input
-    frontend: str = "mlperf_mfcc"  # its feature function, one of kws.teacher.FRONTENDS
+    frontend: str = "mlperf_mfcc"  # its feature function, one of TEACHER_FRONTEND_NAMES
     # its outputs in order, by the config's class names; its 'silence'/'unknown' (or '_silence_'/'_unknown_') are the
     # config's silence and unknown classes. Every output must be a config class and every config class an output.
     labels: tuple[str, ...] = ()
@@ -193,6 +193,11 @@ class Teacher:
 
 FRONTEND_KINDS = ("microfrontend", "mlperf_mfcc")
 TEACHER_LABEL_ALIASES = {"_silence_": "silence", "_unknown_": "unknown"}
+# The names a config may give; the code behind each lives above the config (kws.training.models.ARCHITECTURES,
+# kws.frontends.teacher_mfcc.FRONTENDS), which must have exactly these keys (tests/test_config.py), so loading a
+# config never imports the stages that read it.
+ARCHITECTURE_NAMES = ("tiny_conv", "ds_cnn", "cnn")
+TEACHER_FRONTEND_NAMES = ("mlperf_mfcc",)
 
 
 @dataclass(frozen=True)
@@ -386,8 +391,7 @@ def _convert(hint: object, value: object, key: str) -> object:
 
 
 def _check_values(config: Config) -> None:
-    from kws import firmware
-    from kws.models import ARCHITECTURES
+    from kws.board import firmware
 
     def require(ok: bool, key: str, value: object, why: str) -> None:
         if not ok:
@@ -441,8 +445,8 @@ def _check_values(config: Config) -> None:
             "must be [low, high] within 10..3000")
     require(0.0 <= aug.frequency_warp <= 0.3, "augment.frequency_warp", aug.frequency_warp, "must be 0..0.3")
     require(0 <= aug.copies <= 20, "augment.copies", aug.copies, "must be 0..20")
-    require(config.model.architecture in ARCHITECTURES, "model.architecture", config.model.architecture,
-            f"known architectures: {', '.join(ARCHITECTURES)}")
+    require(config.model.architecture in ARCHITECTURE_NAMES, "model.architecture", config.model.architecture,
+            f"known architectures: {', '.join(ARCHITECTURE_NAMES)}")
     require(config.model.head in ("average", "flatten"), "model.head", config.model.head,
             "must be 'average' or 'flatten'")
     require(config.model.filters >= 1, "model.filters", config.model.filters, "must be positive")
@@ -474,10 +478,8 @@ def _check_teacher(config: Config, require: typing.Callable[[bool, str, object, 
     teacher = config.teacher
     if not teacher.enabled:
         return
-    from kws.teacher import FRONTENDS  # light: the front ends import TensorFlow only when they run
-
-    require(teacher.frontend in FRONTENDS, "teacher.frontend", teacher.frontend,
-            f"unknown teacher front end (known: {', '.join(FRONTENDS)})")
+    require(teacher.frontend in TEACHER_FRONTEND_NAMES, "teacher.frontend", teacher.frontend,
+            f"unknown teacher front end (known: {', '.join(TEACHER_FRONTEND_NAMES)})")
     require(teacher.temperature > 0, "teacher.temperature", teacher.temperature, "must be positive")
     require(0.0 <= teacher.alpha <= 1.0, "teacher.alpha", teacher.alpha, "must be 0..1 (the soft loss's weight)")
     require(teacher.alpha_when_wrong is None or 0.0 <= teacher.alpha_when_wrong <= 1.0, "teacher.alpha_when_wrong",

@@ -13,12 +13,12 @@ from kws import config as config_module
 
 
 def run(out: Path, config_path: Path) -> int:
-    from kws import synth
-    from kws.cost import estimate_model
-    from kws.data import features
-    from kws.evaluate import ModelDir, evaluate, format_confusion
-    from kws.export import export, update_card
-    from kws.train import train
+    from kws.cost.estimate import estimate_model
+    from kws.data import synth
+    from kws.data.features import features
+    from kws.evaluation.evaluate import ModelDir, evaluate, format_confusion
+    from kws.training.export import export, update_card
+    from kws.training.train import train
 
     config = config_module.load(config_path)
     out.mkdir(parents=True, exist_ok=True)
@@ -64,8 +64,8 @@ def _virtual_board_check(model_dir: Path, data_dir: Path, out: Path) -> str:
     """Plays the held-back clips to the virtual board through host-stream mode, as `kws bench` does to a board."""
     import io
 
-    from kws import bench
-    from kws.sim import VirtualBoard
+    from kws.board.sim import VirtualBoard
+    from kws.device import bench
 
     log = io.StringIO()
     with VirtualBoard(model_dir, backend="tflm") as board:

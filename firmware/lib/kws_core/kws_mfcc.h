@@ -12,7 +12,7 @@
  * and softfp builds (FMA contraction); integer code gives the same bits on
  * every compiler and target, so the host (training, through ctypes), QEMU and
  * the board agree byte for byte. Every constant comes precomputed from
- * host/kws/mfcc.py (numpy float64, rounded to integers) in kws_mfcc_tables,
+ * host/kws/frontends/mfcc.py (numpy float64, rounded to integers) in kws_mfcc_tables,
  * so the C has no parameters of its own beyond the sizes in that struct.
  *
  * Streaming, as the board runs it: kws_mfcc_add keeps a window_length-sample
@@ -56,7 +56,7 @@ extern "C" {
 #define KWS_MFCC_MAX_FFT 4096   /* largest fft_length */
 #define KWS_MFCC_LOG_OFFSET_Q 50 /* log_offset is eps * 2^50 */
 
-/* Constant tables and their sizes, all from host/kws/mfcc.py. Q formats:
+/* Constant tables and their sizes, all from host/kws/frontends/mfcc.py. Q formats:
  * window Q30, twiddles Q30, mel weights Q15, DCT Q30, log2 table Q30. */
 typedef struct {
   uint16_t window_length; /* samples per frame, <= fft_length */
