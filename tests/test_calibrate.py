@@ -312,3 +312,12 @@ def test_calibrate_refuses_a_spread_that_is_not_a_number_of_steps(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["calibrate", "--model", "m", "--data", "d", "--spread", "wide"])
     assert exit_info.value.code == 2 and "'wide': a number of grid steps" in capsys.readouterr().err
+
+
+def test_scoring_every_clip_never_plays_the_training_speakers_other_words():
+    # `kws train --unlabeled` learns from the other words' training speakers: a report or calibration over a folder
+    # kept apart (--split all) must not count their words as unseen non-keyword speech.
+    assert calibrate.other_word_splits("all") == ("validation", "test")
+    assert calibrate.other_word_splits("heldout") == ("validation", "test")
+    assert calibrate.other_word_splits("validation") == ("validation",)
+    assert calibrate.other_word_splits("train") == ("train",)

@@ -88,6 +88,13 @@ def _in_first_half(speaker: str) -> bool:
     return int(hashlib.sha1(f"nano-kws-calibrate:{speaker}".encode()).hexdigest(), 16) % 2 == 0
 
 
+def other_word_splits(split: str) -> tuple[str, ...]:
+    """The speaker splits whose other words a scoring split plays as unseen non-keyword speech: never the training
+    speakers (`kws train --unlabeled` learns from exactly those), unless the training split itself is scored."""
+    return data.SPLIT_CHOICES[split] if split == "train" else tuple(
+        name for name in data.SPLIT_CHOICES[split] if name != "train")
+
+
 def other_words(config: Config, folders: list[str], skipped: list[str],
                 splits: tuple[str, ...] | None = None) -> list[tuple[np.ndarray, str, str]]:
     """(clip, word, speaker) of every WAV in `<folder>/<word>/`: non-keyword speech for the non-keyword streams.
@@ -386,7 +393,7 @@ def build_streams(model_dir: ModelDir, sources: list[str], noise: list[str], min
     config = model_dir.config
     clips = data.select_clips(config, sources, split)
     skipped: list[str] = []
-    others = other_words(config, other_word_folders or [], skipped, data.SPLIT_CHOICES[split])
+    others = other_words(config, other_word_folders or [], skipped, other_word_splits(split))
     print(f"calibrating on {clips.describe()}" + (f", and {len(others)} clips of other words of the same split's "
                                                   f"speakers from {', '.join(other_word_folders or [])}"
                                                   if others else ""),

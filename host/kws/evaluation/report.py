@@ -315,6 +315,7 @@ def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str
 def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: list[str], unseen_noise: list[str],
                   stream_minutes: float, stream_snr: float | None, backend: str, split: str, bench: str | None,
                   seed: int, command: str, update_card: bool, other_words: list[str] | None = None) -> None:
+    from kws.evaluation.calibrate import other_word_splits
     from kws.evaluation.calibrate import other_words as load_other_words
     from kws.training.export import update_card as update_model_card
 
@@ -325,7 +326,7 @@ def _write_report(model_dir: ModelDir, folder: Path, sources: list[str], noise: 
     unseen = stream_sources.noise_sources(unseen_noise, True, config.audio.sample_rate)
     bench_result = json.loads(Path(bench).read_text()) if bench else None
     skipped: list[str] = []
-    others = load_other_words(config, other_words or [], skipped, data.SPLIT_CHOICES[split])
+    others = load_other_words(config, other_words or [], skipped, other_word_splits(split))
 
     print(f"report on {clips.describe()}" + (f", and {len(others)} clips of other words from "
                                              f"{', '.join(other_words or [])} ({len(skipped)} unreadable)"
