@@ -83,12 +83,24 @@ def _table_macros(header: str) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda path: path.name)
-def test_header_carries_the_host_microfrontends_tables(model_dir):
+def test_header_carries_the_host_front_ends_tables(model_dir):
     """The board uses these instead of computing its own with float code (feature_provider.cpp): they must be what
-    the host's microfrontend, which made the training features, computes for the model's parameters."""
+    the host's microfrontend, which made the training features, computes for the model's parameters; for the MLPerf
+    MFCCs, the tables kws.frontends.mfcc computes, which the C takes instead of constants of its own."""
     config = config_module.load(model_dir / "config.toml")
+    header = (model_dir / "model_settings.h").read_text()
+    if config.frontend.kind == "mlperf_mfcc":
+        from kws.frontends.mfcc import default_tables
+
+        arrays = {name: np.array(values.replace("\n", "").split(","), np.int64) for name, values in
+                  re.findall(r"static const \w+ KWS_MFCC_(\w+)\[\d+\] = \{([^}]*)\};", header)}
+        expected = default_tables().c_arrays()
+        assert set(arrays) == {name.upper() for name in expected}
+        for name, array in expected.items():
+            np.testing.assert_array_equal(arrays[name.upper()], array.values, err_msg=name)
+        return
     tables = Frontend(config.frontend, config.audio.sample_rate).tables()
-    macros = _table_macros((model_dir / "model_settings.h").read_text())
+    macros = _table_macros(header)
     expected = {"WINDOW_COEFFICIENTS": tables.window, "CHANNEL_FREQUENCY_STARTS": tables.channel_frequency_starts,
                 "CHANNEL_WEIGHT_STARTS": tables.channel_weight_starts, "CHANNEL_WIDTHS": tables.channel_widths,
                 "FILTERBANK_WEIGHTS": tables.weights, "FILTERBANK_UNWEIGHTS": tables.unweights,

@@ -6,7 +6,7 @@ Arduino library and the board build's flags into a bare-metal image for QEMU's m
 ignored folder; it is never part of this repository. Each clip goes through the image as host-stream mode runs it
 (front end reset, 20 ms strides, one inference), which returns the int8 feature window, the int8 outputs and
 executed-instruction counts: per front-end stride, per inference and per layer. The host computes the same clips
-through its device-equivalent path (`kws.board.pipeline.StreamingPipeline`: the microfrontend, the firmware's scaling,
+through its device-equivalent path (`kws.board.pipeline.StreamingPipeline`: the front end's C, the firmware's scaling,
 the TFLM Python runtime); the two must agree byte for byte.
 
 The result goes to `m4_measurement.json`, which the model card, the report and the cost model's calibration read.

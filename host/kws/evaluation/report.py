@@ -478,7 +478,7 @@ def markdown(m: dict) -> str:
 
     lines += ["## 1. Accuracy (clean clips)", "",
               f"{int8['clips']} clips of the {m['data']['split']} split; each clip's 95% interval is Wilson's. "
-              "The int8 figure is the board's arithmetic (microfrontend, the firmware's feature scaling, int8 model).",
+              "The int8 figure is the board's arithmetic (the config's front end in the firmware's C, its int8 scaling, the int8 model).",
               "", "| model | accuracy | 95% CI | clips |", "|---|---|---|---|",
               f"| int8 ({acc['int8_runtime']}) | {_fmt(int8['accuracy'], 4)} | {_ci(int8['ci95'])} | {int8['clips']} |"]
     if "float" in acc:
@@ -513,7 +513,7 @@ def markdown(m: dict) -> str:
     lines += ["## 3. Streaming", "",
               "Long streams built from the split's clips: each clip inserted whole into continuous background noise "
               f"with random gaps of {stream['gap_s'][0]}–{stream['gap_s'][1]} s, run stride by stride through the "
-              "host mirror of the firmware loop (streaming microfrontend, int8 window, model every "
+              "host mirror of the firmware loop (streaming front end, int8 window, model every "
               f"{stream['inference_every_strides']} stride(s)), and the firmware's own recognizer (C) over the "
               "scores. A detection is a hit when it names a keyword spoken between the word's start and "
               f"{stream['tolerance_ms']} ms after its end (word = voiced part of the clip); every other detection is "
