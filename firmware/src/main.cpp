@@ -67,7 +67,7 @@ void setup() {
     responder_fail(code, detail);
   }
   if (!feature_provider_setup()) {
-    responder_fail("frontend", "populate_state_failed");
+    responder_fail("frontend", "setup_failed");
   }
   pipeline_setup();
   host_stream_setup();

@@ -18,6 +18,8 @@ int32_t g_storage[KWS_MFCC_STORAGE_WORDS(
 int32_t g_mfccs[kWindowValues];  // Q16, before the model's quantization
 kws_mfcc g_mfcc;
 
+static_assert(KWS_NUM_SLICES == KWS_MFCC_FRAMES,
+              "the model's window is the front end's ring of frames");
 static_assert(KWS_SLICE_SIZE == KWS_MFCC_NUM_COEFFICIENTS,
               "a feature slice is one frame's coefficients");
 static_assert(KWS_FE_STRIDE_SAMPLES == KWS_MFCC_STRIDE,
