@@ -1,5 +1,7 @@
 """The backbone-vs-student table: trained runs exported, scored int8 on held-out data, costed at their schedule.
 
+The rows go to docs/backbone_candidates.json, which the README's candidates table is checked against.
+
 Each run folder (from `kws train`) is exported with its own config and training data, scored int8 (LiteRT, identical
 to TFLM) on every clip of --eval-data (speakers no run trained on), and costed: Cortex-M4 instructions per inference
 (the kws.cost.estimate of the layers, plus the front end's own per-inference work), the most frequent schedule whose
@@ -10,7 +12,7 @@ inferences (what the schedule adds to the detection delay). Front-end costs are 
         --data ../shared/data/speech_commands_v0.02_test_dev \
         --train-only data/sc_v01_extra/yes_no_up_down data/sc_v01_extra/nine_words \
         --noise ../shared/data/speech_commands_background_noise/{doing_the_dishes,exercise_bike,pink_noise,running_tap,white_noise}.wav \
-        --eval-data ../shared/data/speech_commands_v0.02_test_dev2 --out runs/backbone_table
+        --eval-data ../shared/data/speech_commands_v0.02_test_dev2
 """
 
 from __future__ import annotations
@@ -74,20 +76,16 @@ def main() -> None:
     parser.add_argument("--noise", nargs="*", default=[])
     parser.add_argument("--eval-data", nargs="+", required=True, help="held-out folders: every clip is scored")
     parser.add_argument("--cpu-budget", type=float, default=0.75, help="largest CPU load a schedule may have")
-    parser.add_argument("--out", default="runs/backbone_table", help="exported models and table.json go here")
+    parser.add_argument("--out", default="runs/backbone_table", help="the exported models go here")
+    parser.add_argument("--table", default="docs/backbone_candidates.json",
+                        help="the rows as JSON (the README's candidates table is checked against this file)")
     args = parser.parse_args()
     rows = []
     for run in args.runs:
         rows.append(row(run, args))
         print(json.dumps(rows[-1]), flush=True)
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "table.json").write_text(json.dumps(rows, indent=2))
-    print("| run | front end | channels | int8 (95% CI) | float | M4 instructions | schedule, CPU | period |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['run']} | {r['front_end']} | {r['filters']} | {r['int8']:.3f} ({r['ci95'][0]:.3f}–"
-              f"{r['ci95'][1]:.3f}) | {r['float']:.3f} | {r['instructions'] / 1e6:.2f} M | every {r['every_strides']}, "
-              f"{r['cpu_load']:.0%} | {r['period_ms']} ms |")
+    Path(args.table).write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"{args.table}: {len(rows)} rows; `python tests/test_readme.py` prints them as README rows")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ A README number with d decimals agrees when it is the file's value rounded to d 
 half); each value has a least number of decimals, so "0.8" cannot stand for 0.814. When a row disagrees, the message
 gives the row the files give. `python tests/test_readme.py` prints both tables' rows for every model folder.
 
+The candidates table (after `<!-- candidates: tests/test_readme.py -->`) must be, row for row, the comparison
+scripts/backbone_table.py recorded in docs/backbone_candidates.json.
+
 It also checks that the README stays short, that its relative links exist, and that every `kws` command in its
 code blocks parses with the CLI's own parser (flags that exist, required ones given).
 """
@@ -33,6 +36,8 @@ MODELS = ROOT / "models"
 MAX_LINES = 250
 MODELS_MARKER = "<!-- models: tests/test_readme.py -->"
 FIGURES_MARKER = "<!-- figures: tests/test_readme.py -->"
+CANDIDATES_MARKER = "<!-- candidates: tests/test_readme.py -->"
+CANDIDATES = ROOT / "docs" / "backbone_candidates.json"  # scripts/backbone_table.py --table
 
 # A number as the README prints it: 2,466,400 or 0.814 or 69, not the 4 of "M4" or the 12 of "speech_commands_12".
 NUMBER = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?!\w)")
@@ -234,6 +239,34 @@ def test_readme_figures_match_card_measurement_and_report() -> None:
     _check_table(FIGURES_MARKER, figure_cells)
 
 
+def candidate_cells(row: dict) -> list[Cell]:
+    """A row of the candidates table as scripts/backbone_table.py recorded it."""
+    low, high = row["ci95"]
+    load = row["cpu_load"] * 100
+    return [Cell(f"`{row['run']}`", exact=True),
+            Cell(f"{row['front_end']}, {row['filters']} channels, seed {row['seed']}",
+                 [(row["filters"], 0), (row["seed"], 0)], [row["front_end"]]),
+            Cell(f"{_fmt(row['int8'], 3)} ({_fmt(low, 3)}–{_fmt(high, 3)})", [(row["int8"], 3), (low, 3), (high, 3)]),
+            Cell(_fmt(row["float"], 3), [(row["float"], 3)]),
+            Cell(f"{row['instructions'] / 1e6:.2f} M", [(row["instructions"] / 1e6, 2)]),
+            Cell(f"every {row['every_strides']}, {load:.0f}%", [(row["every_strides"], 0), (load, 0)]),
+            Cell(f"{row['period_ms']} ms", [(row["period_ms"], 0)])]
+
+
+def test_readme_candidates_match_the_recorded_comparison() -> None:
+    """The backbone-vs-student table: every row is a run scripts/backbone_table.py recorded, to the digit."""
+    recorded = {row["run"]: row for row in json.loads(CANDIDATES.read_text())}
+    rows = {row[0].strip("`"): row for row in _table_after(README.read_text().splitlines(), CANDIDATES_MARKER)}
+    assert set(rows) == set(recorded), (f"the README's candidates {sorted(rows)} are not the recorded "
+                                        f"{sorted(recorded)}")
+    for name, row in rows.items():
+        cells = candidate_cells(recorded[name])
+        assert len(row) == len(cells), f"{name}: {len(row)} cells, expected {len(cells)}:\n{_row(cells)}"
+        problems = [f"column {i + 1}: {problem}" for i, (written, cell) in enumerate(zip(row, cells, strict=True))
+                    for problem in cell_problems(written, cell)]
+        assert not problems, f"README candidate {name}: " + "; ".join(problems) + f"\nrecorded:\n{_row(cells)}"
+
+
 def test_cell_check_catches_a_changed_digit_and_a_rounded_away_one() -> None:
     cell = Cell("", [(0.814, 3), (2466400, 0), (7.75, 2)])
     assert cell_problems("0.814, 2,466,400, 7.75/h", cell) == []
@@ -284,3 +317,6 @@ if __name__ == "__main__":
         print(f"{title}:")
         for folder in model_folders():
             print(_row(cells_of(folder)))
+    print("candidates:")
+    for recorded in json.loads(CANDIDATES.read_text()):
+        print(_row(candidate_cells(recorded)))
