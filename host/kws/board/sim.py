@@ -400,7 +400,7 @@ def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, bac
 
     model_dir = ModelDir(model)
     sample_rate = model_dir.config.audio.sample_rate
-    recording = audio_module.read_wav(audio_path, sample_rate) if audio_path else None
+    recording = audio_module.read_audio(audio_path, sample_rate) if audio_path else None
     microphone = None
     if use_mic:
         from kws.device.mic import Microphone

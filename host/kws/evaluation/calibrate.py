@@ -90,7 +90,7 @@ def _in_first_half(speaker: str) -> bool:
 
 def other_words(config: Config, folders: list[str], skipped: list[str],
                 splits: tuple[str, ...] | None = None) -> list[tuple[np.ndarray, str, str]]:
-    """(clip, word, speaker) of every WAV in `<folder>/<word>/`: non-keyword speech for the non-keyword streams.
+    """(clip, word, speaker) of every audio file in `<folder>/<word>/`: non-keyword speech for the non-keyword streams.
     A folder named like a keyword or starting with '_' is left out; unreadable files are named in `skipped`.
     `splits`: only speakers whom the config's speaker split (`data.speaker_split`, as for any folder dataset) puts
     in these, so that a scoring split never hears a speaker the model may have trained on (the same speaker IDs
@@ -103,16 +103,16 @@ def other_words(config: Config, folders: list[str], skipped: list[str],
         for word_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             if word_dir.name.startswith("_") or word_dir.name in config.keywords.words:
                 continue
-            for path in sorted(word_dir.glob("*.wav")):
+            for path in audio.audio_files(word_dir, "*"):
                 if splits is not None and data.speaker_split(data.speaker_of(path), config.split) not in splits:
                     continue
-                recording = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+                recording = audio.read_audio_or_skip(path, config.audio.sample_rate, skipped)
                 if recording is None:
                     continue
                 clips.append((audio.fit_length(recording, config.clip_samples), word_dir.name, data.speaker_of(path)))
                 found += 1
         if not found:
-            raise data.DataError(f"--other-words {folder}: no <word>/*.wav clips of non-keywords"
+            raise data.DataError(f"--other-words {folder}: no <word>/<clip> audio files of non-keywords"
                                  + (f" of {'/'.join(splits)} speakers" if splits is not None else "") + " in it")
     return clips
 
