@@ -251,7 +251,7 @@ def run_stream(image: Path, audio: np.ndarray) -> StreamRun:
 def stream_audio(config: object, clips: object, seconds: float) -> np.ndarray:
     """A recording of `seconds` built reproducibly from the selected clips: their keyword and unknown clips
     inserted 1.5-3 s apart over a loop of their silence clips (the data's own background), at STREAM_SNR_DB."""
-    from kws.evaluation import streaming
+    from kws.evaluation import stream_build
 
     labels = config.labels
     speech = [i for i, t in enumerate(clips.targets) if labels[t] != "silence"]
@@ -261,9 +261,9 @@ def stream_audio(config: object, clips: object, seconds: float) -> np.ndarray:
     if not keyword or not noise:
         raise M4Error("a stream needs keyword clips and silence clips with some noise in them in the selection")
     rng = np.random.default_rng(STREAM_SEED)
-    stream = streaming.build_stream("m4", [clips.audio[i] for i in speech], [clips.targets[i] for i in speech],
-                                    noise, seconds / 60, config.audio.sample_rate, STREAM_SNR_DB,
-                                    streaming.reference_rms([clips.audio[i] for i in keyword]), rng)
+    stream = stream_build.build_stream("m4", [clips.audio[i] for i in speech], [clips.targets[i] for i in speech],
+                                       noise, seconds / 60, config.audio.sample_rate, STREAM_SNR_DB,
+                                       stream_build.reference_rms([clips.audio[i] for i in keyword]), rng)
     return stream.audio[0:len(stream.audio)]
 
 

@@ -52,7 +52,7 @@ from kws.common.defaults import SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
 from kws.config import Config
 from kws.data import audio
 from kws.data import dataset as data
-from kws.evaluation import stream_sources, streaming
+from kws.evaluation import stream_build, stream_sources, streaming
 from kws.evaluation.evaluate import ModelDir
 
 # Per keyword. 255 (never: an average is at most 255) is not offered: a fit that silences a keyword to meet the
@@ -124,7 +124,7 @@ def split_halves(config: Config, clips: data.Clips, others: list[tuple[np.ndarra
     labels = config.labels
     keyword_ids = {i for i, label in enumerate(labels) if label in config.keywords.words}
     usable = [i for i, t in enumerate(clips.targets) if t in keyword_ids or labels[t] == "unknown"]
-    items = [(clips.audio[i], int(clips.targets[i]), *streaming.word_and_speaker(clips.paths[i])) for i in usable]
+    items = [(clips.audio[i], int(clips.targets[i]), *stream_build.word_and_speaker(clips.paths[i])) for i in usable]
     items += [(clip, -1, word, speaker) for clip, word, speaker in others]
     by_speaker = [_in_first_half(speaker) for *_, speaker in items]
     spoken = [{target for (_, target, _, _), first in zip(items, by_speaker, strict=True) if first == side}
@@ -147,9 +147,9 @@ def split_halves(config: Config, clips: data.Clips, others: list[tuple[np.ndarra
 
 
 def half_streams(config: Config, half: Half, noise: list[np.ndarray], minutes: float, snr_db: float | None,
-                 seed: int) -> list[streaming.Stream]:
+                 seed: int) -> list[stream_build.Stream]:
     """A keyword stream and a non-keyword stream of `minutes` each from one half, at the keyword clips' SNR."""
-    return streaming.keyword_streams(config, half.audio, half.targets, noise, minutes, snr_db, seed, half.words)
+    return stream_build.keyword_streams(config, half.audio, half.targets, noise, minutes, snr_db, seed, half.words)
 
 
 # ---- the fit ----
@@ -157,7 +157,7 @@ def half_streams(config: Config, half: Half, noise: list[np.ndarray], minutes: f
 class _Matcher:
     """`streaming.match`'s hit rule for one keyword's detections, without re-counting the events each time."""
 
-    def __init__(self, stream: streaming.Stream, tolerance_ms: int = streaming.TOLERANCE_MS) -> None:
+    def __init__(self, stream: stream_build.Stream, tolerance_ms: int = streaming.TOLERANCE_MS) -> None:
         self.starts = np.array([e.start_ms for e in stream.events], np.int64)
         self.ends = [e.end_ms + tolerance_ms for e in stream.events]
         self.labels = [e.label for e in stream.events]
@@ -210,13 +210,13 @@ class Fitted:
                 round(self.non_keyword.fa_per_hour, 6), errors, self.setting.average_window_ms, -sum(thresholds))
 
 
-def _inserted(streams: list[streaming.Stream], keyword_ids: list[int]) -> dict[int, int]:
+def _inserted(streams: list[stream_build.Stream], keyword_ids: list[int]) -> dict[int, int]:
     """How often each keyword was spoken in the keyword streams."""
-    return {k: sum(1 for s in streams if s.name == streaming.KEYWORD_STREAM for e in s.events if e.label == k)
+    return {k: sum(1 for s in streams if s.name == stream_build.KEYWORD_STREAM for e in s.events if e.label == k)
             for k in keyword_ids}
 
 
-def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config, window: int,
+def _curves(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config, window: int,
             minimum_count: int, suppressions: tuple[int, ...], matchers: list[_Matcher]) -> dict[int, tuple]:
     """suppression -> (misses, false accepts, extra detections), each (keywords x THRESHOLDS), for every keyword
     alone: its misses and its detections that hit nothing on the keyword streams (another keyword heard as it, or
@@ -237,7 +237,7 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
                 hits = 0
                 for stream, trace, (top, score), matcher in zip(streams, traces, tops, matchers, strict=True):
                     times = _single_label_times(trace.times_ms, top, score, k, threshold, suppression)
-                    if stream.name == streaming.NON_KEYWORD_STREAM:
+                    if stream.name == stream_build.NON_KEYWORD_STREAM:
                         false_accepts[row, column] += len(times)
                     else:
                         hit = matcher.hits(k, times)
@@ -248,7 +248,7 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
     return result
 
 
-def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+def keyword_curves(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config,
                    setting: streaming.Setting) -> dict[str, list[dict]]:
     """A DET curve per keyword at the setting's window, suppression and minimum count: each keyword alone over
     THRESHOLDS, its false-reject rate on the keyword streams and the false accepts per hour it alone causes on the
@@ -257,7 +257,7 @@ def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace
     matchers = [_Matcher(stream) for stream in streams]
     misses, false_accepts, _ = _curves(streams, traces, config, setting.average_window_ms, setting.minimum_count,
                                        (setting.suppression_ms,), matchers)[setting.suppression_ms]
-    hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
+    hours = sum(s.hours for s in streams if s.name == stream_build.NON_KEYWORD_STREAM)
     inserted = _inserted(streams, keyword_ids)
     return {config.labels[k]: [{"threshold": t, "frr": round(int(misses[row, column]) / inserted[k], 4)
                                 if inserted[k] else None,
@@ -288,14 +288,14 @@ def _candidates(misses: np.ndarray, false_accepts: np.ndarray, budget: float,
     return fitting or [min(found, key=lambda c: (found[c][1], found[c][0]))]
 
 
-def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+def fit(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config,
         targets: tuple[float, ...], spread: int | None = None
         ) -> tuple[dict[float, Fitted], dict[float, dict[int, Fitted]], int]:
     """For each target: the best setting over the grid, and the best at each averaging window; and how many grid
     points were searched. `spread`: as `_candidates` (scripts/calibration_spread.py compares them held out)."""
     labels = config.labels
     keyword_ids = [i for i, label in enumerate(labels) if label in config.keywords.words]
-    hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
+    hours = sum(s.hours for s in streams if s.name == stream_build.NON_KEYWORD_STREAM)
     period_ms = config.frontend.stride_ms * config.recognizer.inference_every_strides
     matchers = [_Matcher(stream) for stream in streams]
     spoken = _inserted(streams, keyword_ids)
@@ -377,7 +377,7 @@ class Streams:
     calibration: Half
     heldout: Half
     how: str  # the halves are cut by "speakers" or "clips"
-    sets: dict[str, tuple[list[streaming.Stream], list[streaming.Trace]]]  # "calibration"/"heldout" -> streams, traces
+    sets: dict[str, tuple[list[stream_build.Stream], list[streaming.Trace]]]  # "calibration"/"heldout" -> streams, traces
 
 
 def build_streams(model_dir: ModelDir, sources: list[str], noise: list[str], minutes: float, snr_db: float | None,

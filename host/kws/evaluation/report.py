@@ -31,7 +31,7 @@ from kws.common.progress import Progress
 from kws.config import Config
 from kws.data import audio, augment
 from kws.data import dataset as data
-from kws.evaluation import stream_sources, streaming
+from kws.evaluation import stream_build, stream_sources, streaming
 from kws.evaluation.evaluate import ModelDir, confusion, evaluate, format_confusion
 from kws.frontends import dispatch as frontends
 
@@ -83,12 +83,12 @@ def noise_robustness(model_dir: ModelDir, clips: data.Clips, clean_raw: np.ndarr
     curves = []
     for number, source in enumerate(sources):
         rng = np.random.default_rng([stream_sources.NOISE_SEED, number])
-        noise = streaming.BackgroundNoise(source.audio)
+        noise = stream_build.BackgroundNoise(source.audio)
         predicted: dict[float, list[np.ndarray]] = {snr: [] for snr in noisy_snrs}
         with Progress(len(speech), f"noise {source.name}", unit="clips") as progress:
             for first in range(0, len(speech), NOISE_BATCH_CLIPS):
                 batch = speech[first:first + NOISE_BATCH_CLIPS]
-                crops = [streaming.background_crop(noise, config.clip_samples, rng) for _ in batch]
+                crops = [stream_build.background_crop(noise, config.clip_samples, rng) for _ in batch]
                 for snr in noisy_snrs:
                     raw = np.stack([extractor.raw(audio.float_to_int16(augment.mix_at_snr(
                         clips.audio[i].astype(np.float32) / 32768.0, crop, snr))) for i, crop in zip(batch, crops,
@@ -109,19 +109,19 @@ def _point(snr: float | None, result: dict) -> dict:
 
 def stream_traces(model_dir: ModelDir, clips: data.Clips, noise: list[stream_sources.NoiseSource], minutes: float,
                   snr_db: float | None, backend: str, seed: int, others: list[tuple[np.ndarray, str, str]] | None = None
-                  ) -> tuple[list[streaming.Stream], list[streaming.Trace]]:
+                  ) -> tuple[list[stream_build.Stream], list[streaming.Trace]]:
     """The keyword and non-keyword streams and the model's scores over them (the expensive part, done once).
     `others`: (clip, word, speaker) of words outside the model's classes, for the non-keyword stream."""
     background = [recording for source in noise for recording in source.audio]
     others = others or []
-    streams = streaming.keyword_streams(model_dir.config, clips.audio + [clip for clip, _, _ in others],
-                                        list(clips.targets) + [-1] * len(others), background, minutes, snr_db, seed,
-                                        [streaming.word_and_speaker(path)[0] for path in clips.paths]
-                                        + [word for _, word, _ in others])
+    streams = stream_build.keyword_streams(model_dir.config, clips.audio + [clip for clip, _, _ in others],
+                                           list(clips.targets) + [-1] * len(others), background, minutes, snr_db, seed,
+                                           [stream_build.word_and_speaker(path)[0] for path in clips.paths]
+                                           + [word for _, word, _ in others])
     return streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams]
 
 
-def streaming_metrics(model_dir: ModelDir, streams: list[streaming.Stream], traces: list[streaming.Trace],
+def streaming_metrics(model_dir: ModelDir, streams: list[stream_build.Stream], traces: list[streaming.Trace],
                       noise: list[stream_sources.NoiseSource]) -> dict:
     config = model_dir.config
     labels = config.labels
@@ -134,19 +134,19 @@ def streaming_metrics(model_dir: ModelDir, streams: list[streaming.Stream], trac
         sweep.append({"threshold": threshold, "fa_per_hour": round(swept_non_keyword.fa_per_hour, 3),
                       "frr": round(swept_keyword.frr, 4), "false_accepts": swept_non_keyword.false_accept_count})
     # keyword_streams makes one stream of each kind, so the operating point's two outcomes are the streams' own.
-    per_stream = {streaming.KEYWORD_STREAM: keyword.summary(labels),
-                  streaming.NON_KEYWORD_STREAM: non_keyword.summary(labels)}
+    per_stream = {stream_build.KEYWORD_STREAM: keyword.summary(labels),
+                  stream_build.NON_KEYWORD_STREAM: non_keyword.summary(labels)}
     return {"streams": stream_sources.describe_streams(streams, noise), "setting": vars(setting),
             "per_keyword_det": keyword_curves(streams, traces, config, setting),
             "window_cost": window_cost(streams, traces, config, setting),
             "calibration": _card(model_dir).get("recognizer"),
             "inference_every_strides": config.recognizer.inference_every_strides,
-            "tolerance_ms": streaming.TOLERANCE_MS, "gap_s": [streaming.MIN_GAP_S, streaming.MAX_GAP_S],
+            "tolerance_ms": streaming.TOLERANCE_MS, "gap_s": [stream_build.MIN_GAP_S, stream_build.MAX_GAP_S],
             "operating": streaming.operating_summary(keyword, non_keyword, labels), "per_stream": per_stream, "det": sweep,
             "fa_per_hour_target": config.recognizer.false_accepts_per_hour}
 
 
-def window_cost(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+def window_cost(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config,
                 setting: streaming.Setting) -> list[dict]:
     """The configured thresholds at each averaging window of WINDOW_COST_MS: what a longer average costs in delay
     (and buys in false accepts). The thresholds are not refitted per window (kws calibrate's record has that)."""
@@ -160,7 +160,7 @@ def window_cost(streams: list[streaming.Stream], traces: list[streaming.Trace], 
     return rows
 
 
-def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+def keyword_curves(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config,
                    setting: streaming.Setting) -> dict[str, list[dict]]:
     from kws.evaluation import calibrate
 
