@@ -171,7 +171,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from kws.evaluation.calibrate import run
+    from kws.evaluation.calibrate_run import run
 
     spread = None if args.spread == "free" else args.spread
     return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
