@@ -82,7 +82,7 @@ class VirtualBoard:
         self.hello_interval_s, self.host_timeout_s = hello_interval_s, host_timeout_s
         self.stats_interval_s = stats_interval_s
         self.protocol_version = protocol_version  # tests announce another version to check the hosts refuse it
-        from kws.cost.m4 import inference_instructions
+        from kws.cost.m4_record import inference_instructions
 
         board = config.board
         instructions, source = inference_instructions(self.model_dir.path, self.model_dir.tflite)

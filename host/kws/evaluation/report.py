@@ -174,7 +174,7 @@ def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
     an m4_measurement.json, the cost model's estimate (with its measured error) elsewhere; `kws bench`
     measurements beside them if given."""
     from kws.cost.estimate import CPI_UNCERTAINTY, energy, estimate_model, measured_rates
-    from kws.cost.m4 import card_summary, load_measurement
+    from kws.cost.m4_record import card_summary, load_measurement
 
     config, board = model_dir.config, model_dir.config.board
     every = config.recognizer.inference_every_strides
@@ -231,7 +231,8 @@ def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
 
 def memory_budget(model_dir: ModelDir) -> dict:
     from kws.common.paths import DEFAULT_MODEL
-    from kws.cost.m4 import M4Error, load_measurement
+    from kws.cost.m4_image import M4Error
+    from kws.cost.m4_record import load_measurement
     from kws.cost.memory import budget
     from kws.evaluation.runtime import model_ops
 
