@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.config import Config, ConfigError
-from kws.config import Split as SplitConfig
+from kws.config_schema import Split as SplitConfig
 from kws.data import audio
 from kws.data.augment import generated_noise, noise_crop, rms
 from kws.data.clips import SPLIT_CHOICES, SPLITS, Clip
