@@ -12,7 +12,8 @@ import pytest
 
 from conftest import tone_word
 from kws import config as config_module
-from kws.cli import main, not_calibrated_note
+from kws.cli import main
+from kws.commands import not_calibrated_note
 from kws.common.defaults import SPREAD
 from kws.data import augment
 from kws.data import dataset as data
