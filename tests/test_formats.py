@@ -111,3 +111,16 @@ def test_fewer_frames_than_the_header_promises_is_truncated(tmp_path):
         audio.read_pcm(path)
     with pytest.raises(audio.AudioError, match="missing.flac: cannot be read"):
         audio.read_audio(tmp_path / "missing.flac", 16000)
+
+
+def test_a_speech_commands_copy_in_flac_keeps_the_official_split_lists(tmp_path):
+    from kws.data import speech_commands
+
+    root = tmp_path / "speech_commands_flac"
+    for name in ("aaaa1111_nohash_0", "bbbb2222_nohash_0"):
+        (root / "yes").mkdir(parents=True, exist_ok=True)
+        soundfile.write(root / "yes" / f"{name}.flac", np.zeros(1600, np.int16), 16000)
+    (root / "validation_list.txt").write_text("yes/aaaa1111_nohash_0.wav\n")  # the lists name the .wav originals
+    (root / "testing_list.txt").write_text("yes/bbbb2222_nohash_0.wav\n")
+    assert [(clip.path.name, clip.split) for clip in speech_commands.index(root)] == [
+        ("aaaa1111_nohash_0.flac", "validation"), ("bbbb2222_nohash_0.flac", "test")]

@@ -257,7 +257,7 @@ def _arena_define(model_dir: ModelDir) -> int:
 def run(model: str, sources: list[str], noise: list[str], unseen_noise: list[str], out: str | None,
         stream_minutes: float | None, stream_snr: float | None, backend: str, split: str, bench: str | None,
         seed: int = 0, command: str = "", update_card: bool = False, other_words: list[str] | None = None) -> int:
-    """`kws report`; returns the exit status. `other_words`: folders of <word>/*.wav non-keywords for the
+    """`kws report`; returns the exit status. `other_words`: folders of <word>/<clip> non-keywords for the
     non-keyword stream (beside the split's unknown words). `stream_minutes` None: long enough to resolve the
     config's false-accept target (`defaults.minutes_to_resolve`).
 
