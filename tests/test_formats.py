@@ -109,6 +109,9 @@ def test_fewer_frames_than_the_header_promises_is_truncated(tmp_path):
     with pytest.raises(audio.AudioError, match=r"cut.mp3: truncated data \(the header promises 16000 frames, the "
                                                r"file holds \d+\)"):
         audio.read_pcm(path)
+    path.write_bytes(path.read_bytes()[:30])
+    with pytest.raises(audio.AudioError, match=r"cut.mp3: not a readable MP3 file \(no audio frame found in it\)"):
+        audio.check_audio(path)
     with pytest.raises(audio.AudioError, match="missing.flac: cannot be read"):
         audio.read_audio(tmp_path / "missing.flac", 16000)
 

@@ -101,7 +101,10 @@ def _decode(path: Path, header_only: bool = False) -> tuple[np.ndarray, int]:
             promised, rate = sound.frames, sound.samplerate
             samples = np.zeros((0, sound.channels)) if header_only else sound.read(dtype="float64", always_2d=True)
     except soundfile.LibsndfileError as error:
-        raise AudioError(f"{path}: not a readable {kind} file ({error.error_string.rstrip('.')})") from None
+        reason = error.error_string.removeprefix("Error : ").rstrip(".")
+        if "not a regular file" in reason:  # what libsndfile 1.2.2 says of an MP3 with no frame in it (it was opened)
+            reason = "no audio frame found in it"
+        raise AudioError(f"{path}: not a readable {kind} file ({reason})") from None
     except (soundfile.SoundFileError, OSError) as error:
         raise _unreadable(path, error) from None
     if promised <= 0:
