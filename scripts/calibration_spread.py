@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from kws.common.paths import DEFAULT_MODEL
-from kws.evaluation import calibrate, streaming
+from kws.evaluation import calibrate, calibrate_run, streaming
 from kws.evaluation.evaluate import ModelDir
 
 
@@ -32,8 +32,8 @@ def main() -> None:
     parser.add_argument("--backend", default="litert", choices=["litert", "tflm"], help="int8 runtime")
     args = parser.parse_args()
     model = ModelDir(args.model)
-    built = calibrate.build_streams(model, args.data, args.noise, args.stream_minutes, args.stream_snr,
-                                    args.backend, args.split, other_word_folders=args.other_words)
+    built = calibrate_run.build_streams(model, args.data, args.noise, args.stream_minutes, args.stream_snr,
+                                        args.backend, args.split, other_word_folders=args.other_words)
     print(f"halves by {built.how}: {len(built.calibration.speakers)} / {len(built.heldout.speakers)} speakers; "
           f"{args.stream_minutes:g} min per stream; FA/h interval: Poisson widened by a bootstrap over clips")
     print(f"{'fit on':<12} {'spread':>6} {'target':>6} | {'fitted FA/h':>11} {'FRR':>6} | {'other half FA/h':>24} "

@@ -25,7 +25,7 @@ from kws import config as config_module
 from kws.board.firmware import board_build_flags
 from kws.common.paths import DEFAULT_MODEL, TFLM_LIBRARY
 from kws.config import with_overrides
-from kws.cost import m4
+from kws.cost import m4, m4_record
 from kws.cost.estimate import RATE_TERMS, RATES_FILE, OpCost, Rate, estimate_model
 from kws.frontends.microfrontend import to_float
 from kws.training.export import export
@@ -71,7 +71,7 @@ def measure_candidate(name: str, config: config_module.Config, out: Path, librar
     clips = (rng.normal(0, 2000, size=(CLIPS, config.clip_samples))).astype(np.int16)
     opt, float_abi = board_build_flags()
     measurement = m4.measure(model_dir, library, clips, "generated noise", opt, [float_abi])
-    (model_dir / m4.MEASUREMENT_FILE).write_text(json.dumps(measurement, indent=2) + "\n")
+    (model_dir / m4_record.MEASUREMENT_FILE).write_text(json.dumps(measurement, indent=2) + "\n")
     estimate = estimate_model((model_dir / "model.tflite").read_bytes())
     rows = []
     for layer, op in zip(measurement["instructions"]["layers"], estimate.ops, strict=True):
@@ -150,8 +150,8 @@ def main() -> None:
         print(f"{kind:<30} {terms:<52} {in_sample[kind]:>9.1%} {left_out:>9}")
     print(f"wrote {out / 'points.json'}")
     if args.write_rates:
-        default = m4.load_measurement(DEFAULT_MODEL)
-        measurement = json.loads((out / rows[0]["candidate"] / "model" / m4.MEASUREMENT_FILE).read_text())
+        default = m4_record.load_measurement(DEFAULT_MODEL)
+        measurement = json.loads((out / rows[0]["candidate"] / "model" / m4_record.MEASUREMENT_FILE).read_text())
         RATES_FILE.write_text(json.dumps({
             "fitted_by": "scripts/m4_cost_points.py", "candidates": sorted({row["candidate"] for row in rows}),
             "library": measurement["library"], "build": measurement["build"],

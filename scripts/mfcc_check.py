@@ -34,11 +34,11 @@ MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tin
 def read_folder(root: Path, samples: int) -> tuple[np.ndarray, np.ndarray, int]:
     """(clips int16 (n, samples), class indices, unreadable count) of every <root>/<word>/*.wav."""
     clips, targets, skipped = [], [], []
-    for path in sorted(root.glob("*/*.wav")):
+    for path in audio.audio_files(root, "*/*"):
         word = path.parent.name
         if word == "_background_noise_":
             continue
-        clip = audio.read_wav_or_skip(path, 16000, skipped)
+        clip = audio.read_audio_or_skip(path, 16000, skipped)
         if clip is None:
             continue
         clips.append(audio.fit_length(clip, samples))

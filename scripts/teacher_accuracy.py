@@ -39,13 +39,13 @@ MLPERF_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up",
 
 def folder_clips(root: Path) -> list[tuple[Path, str]]:
     """(file, word) of every <root>/<word>/*.wav, the background-noise folder left out."""
-    return [(path, path.parent.name) for path in sorted(root.glob("*/*.wav")) if path.parent.name != "_background_noise_"]
+    return [(path, path.parent.name) for path in audio.audio_files(root, "*/*") if path.parent.name != "_background_noise_"]
 
 
 def read(config: object, clips: list[tuple[Path, str]], targets: list[int], skipped: list[str]):  # noqa: ANN201
     """The clips' audio, one at a time; each one's class is appended to `targets`, an unreadable file to `skipped`."""
     for path, word in clips:
-        clip = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+        clip = audio.read_audio_or_skip(path, config.audio.sample_rate, skipped)
         if clip is None:
             continue
         word = TEACHER_LABEL_ALIASES.get(word, word)

@@ -12,7 +12,9 @@ import pytest
 
 from conftest import tone_word
 from kws import config as config_module
-from kws.cli import main, not_calibrated_note
+from kws.cli import main
+from kws.commands import not_calibrated_note
+from kws.common.defaults import SPREAD
 from kws.data import augment
 from kws.data import dataset as data
 from kws.evaluation import calibrate, streaming
@@ -262,9 +264,9 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
         assert card[side]["hours"] == pytest.approx(0.5 / 60, abs=1e-3) and card[side]["keywords"] > 0
         assert set(card[side]["per_keyword"]) <= {"yes", "no"}
     assert card["met_target"] == (card["calibration"]["fa_per_hour"] <= 200)
-    assert card["grid"]["spread"] == calibrate.SPREAD
+    assert card["grid"]["spread"] == SPREAD
     yes, no = card["thresholds"]["yes"], card["thresholds"]["no"]
-    assert abs(yes - no) <= 2 * 10 * calibrate.SPREAD
+    assert abs(yes - no) <= 2 * 10 * SPREAD
     assert set(card["at_targets"]) == {"200", "1", "5"}
     assert set(card["window_cost"]) == {str(w) for w in calibrate.AVERAGE_WINDOWS_MS}
     assert card["other_word_clips"] > 0 and card["halves"]["by"] in ("speakers", "clips")

@@ -126,22 +126,22 @@ def test_the_header_check_refuses_what_reading_refuses(folder_dataset):
         with pytest.raises(audio.AudioError) as reading:
             audio.read_pcm(path)
         with pytest.raises(audio.AudioError) as checking:
-            audio.check_wav(path)
+            audio.check_audio(path)
         assert str(checking.value) == str(reading.value)
-    audio.check_wav(folder_dataset / "beta" / "spk01_nohash_0.wav")
+    audio.check_audio(folder_dataset / "beta" / "spk01_nohash_0.wav")
 
 
 def test_other_rates_and_stereo_are_converted(tmp_path):
     stereo = np.repeat(_tone(rate=44100, hz=1000)[:, None], 2, axis=1)
     _write(tmp_path / "s.wav", stereo, rate=44100, channels=2)
-    converted = audio.read_wav(tmp_path / "s.wav", 16000)
+    converted = audio.read_audio(tmp_path / "s.wav", 16000)
     assert len(converted) == 16000
     spectrum = np.abs(np.fft.rfft(converted))
     assert abs(int(np.argmax(spectrum)) - 1000) <= 1  # still a 1 kHz tone
     _write(tmp_path / "e.wav", np.zeros(0, np.int16), rate=8000)
-    assert len(audio.read_wav(tmp_path / "e.wav", 16000)) == 0
+    assert len(audio.read_audio(tmp_path / "e.wav", 16000)) == 0
     with pytest.raises(audio.AudioError, match="missing.wav: cannot be read"):
-        audio.read_wav(tmp_path / "missing.wav", 16000)
+        audio.read_audio(tmp_path / "missing.wav", 16000)
 
 
 def test_mix_at_snr_hits_the_requested_ratio():

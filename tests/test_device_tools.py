@@ -30,7 +30,7 @@ def _confident_clip(model_dir, synth_data, word):
     model_dir = ModelDir(model_dir)
     config, model = model_dir.config, model_dir.int8("litert")
     paths = sorted((synth_data / word).glob("*.wav"))
-    raw = np.stack([ClipFeatures(config).raw(audio.read_wav(path, config.audio.sample_rate)) for path in paths])
+    raw = np.stack([ClipFeatures(config).raw(audio.read_audio(path, config.audio.sample_rate)) for path in paths])
     scores = model.predict(model_dir.scaling(model).apply(raw))[:, config.labels.index(word)]
     return paths[int(np.argmax(scores))]
 
@@ -136,7 +136,7 @@ def test_stream_of_a_keyword_between_silences_is_detected(tiny_model, synth_data
     silence = np.zeros(sample_rate, np.int16)
     # The word ends the file: the detection, which comes after the word, must still be reported.
     wav = tmp_path / "silence_yes.wav"
-    audio.write_wav(wav, np.concatenate([silence, audio.read_wav(_confident_clip(tiny_model, synth_data, "yes"),
+    audio.write_wav(wav, np.concatenate([silence, audio.read_audio(_confident_clip(tiny_model, synth_data, "yes"),
                                                                  sample_rate)]), sample_rate)
     with VirtualBoard(model, "litert", link=tmp_path / "board") as board:
         assert cli.main(["stream", "--port", str(board.link), "--fast", str(wav)]) == 0

@@ -14,7 +14,7 @@ import pytest
 from conftest import tone_word
 from kws.common.paths import REPO_ROOT
 from kws.config import from_dict
-from kws.cost import m4
+from kws.cost import m4, m4_image, m4_record
 from kws.cost.estimate import estimate_model
 from kws.data.dataset import Clips
 from kws.evaluation.evaluate import ModelDir
@@ -25,9 +25,9 @@ MIN_STREAM_SECONDS = 60
 
 
 def test_instruction_counter_counts_loops_of_known_length_under_qemu():
-    image = m4.make_target("counter-image")
+    image = m4_image.make_target("counter-image")
     with tempfile.TemporaryDirectory() as workdir:
-        output = m4.run_qemu(image, Path(workdir), timeout=120)
+        output = m4_image.run_qemu(image, Path(workdir), timeout=120)
     pairs = np.array([line.split() for line in output.splitlines()], np.int64)
     assert len(pairs) == 43
     # One SysTick tick is 40 instructions: each interval is exact to within a tick, those across the wrap too.
@@ -38,9 +38,9 @@ def _results(clips: int, window: int, labels: int, layers: list[str], rng: np.ra
     """A results.bin as model_check.cpp writes it, with the arrays that went into it."""
     windows = rng.integers(-128, 128, (clips, window), dtype=np.int8)
     outputs = rng.integers(-128, 128, (clips, labels), dtype=np.int8)
-    counts = rng.integers(0, 2**32, (clips, len(m4.COUNT_FIELDS)), dtype=np.uint32)
+    counts = rng.integers(0, 2**32, (clips, len(m4_image.COUNT_FIELDS)), dtype=np.uint32)
     per_layer = rng.integers(0, 2**32, (clips, len(layers)), dtype=np.uint32)
-    body = m4.RESULTS_MAGIC + struct.pack("<III", window, labels, clips)
+    body = m4_image.RESULTS_MAGIC + struct.pack("<III", window, labels, clips)
     for i in range(clips):
         body += windows[i].tobytes() + outputs[i].tobytes() + counts[i].astype("<u4").tobytes()
         body += struct.pack("<I", len(layers)) + per_layer[i].astype("<u4").tobytes()
@@ -51,7 +51,7 @@ def _results(clips: int, window: int, labels: int, layers: list[str], rng: np.ra
 def test_results_are_read_back_exactly():
     layers = ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
     body, stdout, windows, outputs, counts, per_layer = _results(3, 20, 4, layers, np.random.default_rng(0))
-    run = m4.parse_results(body, stdout)
+    run = m4_image.parse_results(body, stdout)
     np.testing.assert_array_equal(run.windows, windows)
     np.testing.assert_array_equal(run.outputs, outputs)
     np.testing.assert_array_equal(run.counts, counts)
@@ -65,19 +65,19 @@ def test_results_are_read_back_exactly():
 def test_damaged_results_are_refused_with_the_place(cut, message):
     body, stdout, *_ = _results(3, 20, 4, ["CONV_2D"], np.random.default_rng(1))
     damaged = body + b"\0\0" if cut is None else body[:cut]
-    with pytest.raises(m4.M4Error, match=message):
-        m4.parse_results(damaged, stdout)
+    with pytest.raises(m4_image.M4Error, match=message):
+        m4_image.parse_results(damaged, stdout)
 
 
 def test_layer_names_must_match_the_counts():
     body, stdout, *_ = _results(2, 8, 3, ["CONV_2D", "SOFTMAX"], np.random.default_rng(2))
-    with pytest.raises(m4.M4Error, match="named 1 layers"):
-        m4.parse_results(body, stdout.replace("CONV_2D ", ""))
+    with pytest.raises(m4_image.M4Error, match="named 1 layers"):
+        m4_image.parse_results(body, stdout.replace("CONV_2D ", ""))
 
 
 def test_agreement_counts_each_kind_of_difference():
     body, stdout, windows, outputs, *_ = _results(4, 10, 3, ["SOFTMAX"], np.random.default_rng(3))
-    run = m4.parse_results(body, stdout)
+    run = m4_image.parse_results(body, stdout)
     host_windows, host_outputs = windows.copy(), outputs.copy()
     host_windows[0, 0] ^= 1  # clip 0: one feature differs
     host_outputs[1, 0] = np.int8(int(host_outputs[1, 0]) ^ 4)  # clip 1: one output, by 4
@@ -93,12 +93,12 @@ def test_the_front_end_per_stride_is_a_continuous_streams():
     figure the schedule uses is the mean over strides that made a slice, as every stride of a stream does."""
     tflite = (SHIPPED[0] / "model.tflite").read_bytes()
     layers = [op.op for op in estimate_model(tflite).ops]
-    counts = np.zeros((2, len(m4.COUNT_FIELDS)), np.uint32)
+    counts = np.zeros((2, len(m4_image.COUNT_FIELDS)), np.uint32)
     for field, value in {"frontend_instructions": 400 + 49 * 89_000, "frontend_strides": 50, "frontend_slices": 49,
                          "frontend_max_stride": 92_000, "inference_instructions": 2_466_400,
                          "frontend_slice_instructions": 49 * 89_000}.items():
-        counts[:, m4.COUNT_FIELDS.index(field)] = value
-    run = m4.M4Run(np.zeros((2, 1), np.int8), np.zeros((2, 1), np.int8), counts,
+        counts[:, m4_image.COUNT_FIELDS.index(field)] = value
+    run = m4_image.M4Run(np.zeros((2, 1), np.int8), np.zeros((2, 1), np.int8), counts,
                    np.ones((2, len(layers)), np.uint32), layers, {})
     stride = m4.instruction_summary(run, tflite, 4, 64_000_000, 1.25)["per_frontend_stride"]
     assert stride["mean"] == 89_000 and stride["mean_with_reset_clips_first_strides"] == round((400 + 49 * 89_000) / 50)
@@ -115,8 +115,8 @@ def test_schedule_load_and_the_smallest_schedule_with_headroom():
 
 
 def test_a_folder_without_the_library_is_refused_by_name(tmp_path):
-    with pytest.raises(m4.M4Error, match=f"{tmp_path}: not a TFLM Arduino library") as refused:
-        m4.Library.at(tmp_path)
+    with pytest.raises(m4_image.M4Error, match=f"{tmp_path}: not a TFLM Arduino library") as refused:
+        m4_image.Library.at(tmp_path)
     assert "archive" in str(refused.value)
 
 
@@ -124,38 +124,38 @@ def test_a_missing_library_is_called_missing_with_the_offline_route(tmp_path, mo
     """Not "not a library" for a folder that does not exist, the path as typed (relative to where kws runs), and
     the offline route beside PlatformIO's, whose registry may be out of reach."""
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(m4.M4Error) as refused:
-        m4.Library.at("libs/Chirale_TensorFLowLite")
+    with pytest.raises(m4_image.M4Error) as refused:
+        m4_image.Library.at("libs/Chirale_TensorFLowLite")
     message = str(refused.value)
     assert message.startswith("libs/Chirale_TensorFLowLite: missing (no such folder)")
     assert "not a TFLM" not in message
     assert "pio pkg install -e nano33ble" in message
     assert (f"git -C CLONE archive --prefix=Chirale_TensorFLowLite/ v2.0.0 | tar -x -C "
             f"{REPO_ROOT}/.pio/libdeps/nano33ble") in message  # outside the repository: its absolute path
-    assert m4.LIBRARY_REPOSITORY in message
+    assert m4_image.LIBRARY_REPOSITORY in message
 
 
 def test_the_clips_are_printed_as_typed_and_recorded_repository_relative():
-    measurement = json.loads((SHIPPED[0] / m4.MEASUREMENT_FILE).read_text())
+    measurement = json.loads((SHIPPED[0] / m4_record.MEASUREMENT_FILE).read_text())
     recorded = measurement["clips"]["source"]
-    assert f"clips of {recorded}" in m4.summary_lines(measurement)[0]
-    assert m4.summary_lines(measurement, "data/x (all)")[0].endswith("clips of data/x (all)")
+    assert f"clips of {recorded}" in m4_record.summary_lines(measurement)[0]
+    assert m4_record.summary_lines(measurement, "data/x (all)")[0].endswith("clips of data/x (all)")
 
 
 def test_the_image_build_shows_objects_built_of_those_to_build(tmp_path, capsys):
     """The library's build takes minutes: progress counts the objects make builds against its dry run's plan."""
-    image = m4.make_target("counter-image", f"BUILD={tmp_path}", progress_label="building")
+    image = m4_image.make_target("counter-image", f"BUILD={tmp_path}", progress_label="building")
     assert image == (tmp_path / "counter_check.elf").resolve() and image.is_file()
     assert "building: 1/1 objects" in capsys.readouterr().err
-    m4.make_target("counter-image", f"BUILD={tmp_path}", progress_label="building")  # up to date: nothing to do
+    m4_image.make_target("counter-image", f"BUILD={tmp_path}", progress_label="building")  # up to date: nothing to do
     assert "building" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda path: path.name)
 def test_shipped_model_carries_a_current_m4_measurement_with_full_agreement(model_dir):
     """A model re-exported without a new M4 run fails here: the measurement names the md5 it measured."""
-    measurement = m4.load_measurement(model_dir)
-    assert measurement is not None, f"{model_dir}: no {m4.MEASUREMENT_FILE}; run kws m4 --model {model_dir} --save"
+    measurement = m4_record.load_measurement(model_dir)
+    assert measurement is not None, f"{model_dir}: no {m4_record.MEASUREMENT_FILE}; run kws m4 --model {model_dir} --save"
     tflite = (model_dir / "model.tflite").read_bytes()
     assert measurement["model"]["tflite_md5"] == hashlib.md5(tflite).hexdigest()
     agreement = measurement["agreement"]
@@ -166,7 +166,7 @@ def test_shipped_model_carries_a_current_m4_measurement_with_full_agreement(mode
     # The header is part of what ran (front-end tables, recognizer setting, schedule): re-run kws m4 when it changes.
     settings = (model_dir / "model_settings.h").read_bytes()
     assert measurement["model"]["settings_md5"] == hashlib.md5(settings).hexdigest(), \
-        f"{model_dir}/model_settings.h changed since {m4.MEASUREMENT_FILE}: run kws m4 --save again"
+        f"{model_dir}/model_settings.h changed since {m4_record.MEASUREMENT_FILE}: run kws m4 --save again"
 
 
 @pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda path: path.name)
@@ -174,7 +174,7 @@ def test_shipped_measurement_streams_and_checks_softfp_with_full_agreement(model
     """The board's stream (front end never reset, the window wrapping, inference every N strides, the recognizer)
     ran for at least a minute with every inference and detection identical to the host's, and the mbed core's own
     -mfloat-abi=softfp build agreed on every clip and on the stream as well as the board build's soft."""
-    measurement = m4.load_measurement(model_dir)
+    measurement = m4_record.load_measurement(model_dir)
     stream = measurement["stream"]
     assert stream["seconds"] >= MIN_STREAM_SECONDS and stream["all_identical"]
     every = m4._header_value(model_dir, "KWS_INFERENCE_EVERY_STRIDES")
@@ -184,7 +184,7 @@ def test_shipped_measurement_streams_and_checks_softfp_with_full_agreement(model
     assert stream["detections"] == stream["host_detections"] > 0 and stream["detections_identical"]
     assert {build["float_abi"] for build in measurement["other_builds"]} | {measurement["build"]["float_abi"]} == {
         "soft", "softfp"}
-    assert m4.all_identical(measurement)
+    assert m4_record.all_identical(measurement)
     assert all(build["stream"]["seconds"] == stream["seconds"] for build in measurement["other_builds"])
 
 
@@ -195,10 +195,10 @@ def _stream_results(strides: int, labels: int, inferred: list[int], detections: 
     inference = np.zeros(strides, np.uint32)
     outputs[inferred] = rng.integers(-128, 128, (len(inferred), labels), dtype=np.int8)
     inference[inferred] = rng.integers(1, 2**31, len(inferred), dtype=np.uint32)
-    body = m4.STREAM_RESULTS_MAGIC + struct.pack("<II", strides, labels)
+    body = m4_image.STREAM_RESULTS_MAGIC + struct.pack("<II", strides, labels)
     for i in range(strides):
         body += struct.pack("<II", 90_000 + i, int(inference[i])) + outputs[i].tobytes()
-    body += struct.pack("<I", len(detections)) + b"".join(struct.pack(m4.DETECTION_FORMAT, *d) for d in detections)
+    body += struct.pack("<I", len(detections)) + b"".join(struct.pack(m4_image.DETECTION_FORMAT, *d) for d in detections)
     return body, outputs, inference
 
 
@@ -208,7 +208,7 @@ def test_stream_results_are_read_back_and_compared_on_the_boards_clock():
     rng = np.random.default_rng(4)
     inferred, detections = [49, 53, 57], [(1080, 3, 201), (1160, 3, 230)]  # strides 53 and 57 end at 1080, 1160 ms
     body, outputs, inference = _stream_results(60, 5, inferred, detections, rng)
-    run = m4.parse_stream_results(body, "arena_used_bytes 9\n")
+    run = m4_image.parse_stream_results(body, "arena_used_bytes 9\n")
     np.testing.assert_array_equal(run.outputs, outputs)
     np.testing.assert_array_equal(run.inference_instructions, inference)
     assert run.detections == detections and run.facts == {"arena_used_bytes": 9}
@@ -222,8 +222,8 @@ def test_stream_results_are_read_back_and_compared_on_the_boards_clock():
     assert not m4.stream_agreement(run, host, 320, 16000)["all_identical"]
     late = (host_inferred, outputs, [(53, 1070, 3, 201), (58, 1170, 3, 230)])
     assert not m4.stream_agreement(run, late, 320, 16000)["detections_identical"]
-    with pytest.raises(m4.M4Error, match="bytes for 2 detections"):
-        m4.parse_stream_results(body[:-1], "")
+    with pytest.raises(m4_image.M4Error, match="bytes for 2 detections"):
+        m4_image.parse_stream_results(body[:-1], "")
 
 
 def _selection(config, rng: np.random.Generator) -> Clips:
@@ -245,7 +245,7 @@ def test_the_stream_is_built_reproducibly_from_the_selection():
     np.testing.assert_array_equal(m4.stream_audio(config, _selection(config, np.random.default_rng(5)), 20), first)
     assert np.abs(first.astype(np.int32)).max() > 3000  # words over the noise
     silent = Clips([np.zeros(16000, np.int16)] * 3, np.array([0, 0, 2]), [Path("a")] * 3, ["mem"], "all", [])
-    with pytest.raises(m4.M4Error, match="silence clips with some noise"):
+    with pytest.raises(m4_image.M4Error, match="silence clips with some noise"):
         m4.stream_audio(config, silent, 20)
 
 
@@ -263,6 +263,6 @@ def test_the_host_stream_infers_on_the_boards_schedule():
 
 def test_a_measurement_of_another_model_is_refused(tmp_path):
     (tmp_path / "model.tflite").write_bytes(b"new model")
-    (tmp_path / m4.MEASUREMENT_FILE).write_text(json.dumps({"model": {"tflite_md5": "0" * 32}}))
-    with pytest.raises(m4.M4Error, match="measured another model"):
-        m4.load_measurement(tmp_path)
+    (tmp_path / m4_record.MEASUREMENT_FILE).write_text(json.dumps({"model": {"tflite_md5": "0" * 32}}))
+    with pytest.raises(m4_image.M4Error, match="measured another model"):
+        m4_record.load_measurement(tmp_path)

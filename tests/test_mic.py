@@ -41,7 +41,7 @@ def test_a_word_played_into_the_microphone_is_detected(pulse, tiny_model, synth_
     with (model / "config.toml").open("a") as config:  # the tools are tested here, not the tiny model's level
         config.write("\n[recognizer]\nthreshold = 150\n")
     sample_rate = 16000
-    clip = audio.read_wav(_confident_clip(tiny_model, synth_data, "yes"), sample_rate)
+    clip = audio.read_audio(_confident_clip(tiny_model, synth_data, "yes"), sample_rate)
     wav = tmp_path / "yes.wav"
     audio.write_wav(wav, np.concatenate([np.zeros(sample_rate // 2, np.int16), clip,
                                          np.zeros(2 * sample_rate, np.int16)]), sample_rate)

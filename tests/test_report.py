@@ -15,7 +15,7 @@ from kws import config as config_module
 from kws.cli import build_parser, main
 from kws.data import augment
 from kws.data import dataset as data
-from kws.evaluation import report, stream_sources, streaming
+from kws.evaluation import report, stream_build, stream_sources, streaming
 
 SR = 16000
 # A recognizer that a perfect scorer (one-hot only while the whole word is inside the window) satisfies: a word of
@@ -34,7 +34,7 @@ def _streams(config, minutes=1.0):
     targets = [labels.index(word) for word in ("yes", "no", "unknown") for _ in range(6)]
     clips = [tone_word(rng, 300 + 100 * t) for t in targets]
     noise = augment.generated_noise(SR, rng, seconds=5)
-    return streaming.keyword_streams(config, clips, targets, noise, minutes, 30.0, seed=1)
+    return stream_build.keyword_streams(config, clips, targets, noise, minutes, 30.0, seed=1)
 
 
 def _truth_scorer(config, stream, relabel=None):
@@ -54,7 +54,7 @@ def _truth_scorer(config, stream, relabel=None):
 def test_voiced_span_finds_the_burst():
     clip = np.zeros(SR, np.int16)
     clip[4000:9600] = 10000
-    assert streaming.voiced_span(clip, SR) == (250, 600)
+    assert stream_build.voiced_span(clip, SR) == (250, 600)
 
 
 def test_a_perfect_classifier_detects_every_inserted_keyword_once(config):
@@ -79,7 +79,7 @@ def test_false_accepts_are_counted_at_known_times(config):
     yes, no = config.labels.index("yes"), config.labels.index("no")
     # A noise-only minute on which the scorer says "yes" for 0.5 s at three known times: three false accepts.
     rng = np.random.default_rng(2)
-    quiet = streaming.build_stream("noise", [], [], augment.generated_noise(SR, rng, seconds=5), 1.0, SR, 30.0, 0.1, rng)
+    quiet = stream_build.build_stream("noise", [], [], augment.generated_noise(SR, rng, seconds=5), 1.0, SR, 30.0, 0.1, rng)
     fire_at = (10_000, 25_000, 40_000)
 
     def fires(start_ms, end_ms):
@@ -176,7 +176,7 @@ def test_the_inference_schedule_is_the_pipelines(tiny_model):
 
     model_dir = ModelDir(tiny_model)
     audio = (np.random.default_rng(0).standard_normal(3 * SR + 123) * 2000).astype(np.int16)
-    stream = streaming.Stream("noise", audio, SR, [], None, 0)
+    stream = stream_build.Stream("noise", audio, SR, [], None, 0)
     trace = streaming.model_trace(model_dir, stream, "litert")
     ends, starts = streaming.inference_times(model_dir.config, len(audio))
     assert trace.times_ms.tolist() == ends.tolist()
@@ -294,7 +294,7 @@ def test_a_ten_hour_stream_is_rendered_a_stretch_at_a_time():
     clips = [(rng.standard_normal(SR) * 3000).astype(np.int16) for _ in range(4)]
     noise = augment.generated_noise(SR, rng, seconds=5)
     tracemalloc.start()
-    stream = streaming.build_stream("long", clips, [2, 3, 2, 3], noise, 600.0, SR, 10.0, 0.1, rng)
+    stream = stream_build.build_stream("long", clips, [2, 3, 2, 3], noise, 600.0, SR, 10.0, 0.1, rng)
     built = tracemalloc.get_traced_memory()[1]
     hour_five = stream.audio[5 * 3600 * SR:5 * 3600 * SR + 60 * SR]
     peak = tracemalloc.get_traced_memory()[1]

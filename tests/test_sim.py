@@ -21,7 +21,7 @@ from kws.frontends.microfrontend import ClipFeatures
 
 def _yes_clip(synth_data, sample_rate: int, clip_samples: int) -> np.ndarray:
     path = sorted((synth_data / "yes").glob("*.wav"))[0]
-    return audio.fit_length(audio.read_wav(path, sample_rate), clip_samples)
+    return audio.fit_length(audio.read_audio(path, sample_rate), clip_samples)
 
 
 def test_pipeline_clip_gives_the_training_model_input(tiny_model, synth_data):

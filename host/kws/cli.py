@@ -1,17 +1,16 @@
-"""`kws`: one command line for the whole pipeline. Subcommands import their modules only when they run, so
-`kws monitor --help` answers without loading TensorFlow."""
+"""`kws`: one command line for the whole pipeline: the arguments of every subcommand (`build_parser`) and `main`,
+which runs the subcommand (`kws.commands`) and turns the errors a user can fix into one line and exit status 2.
+Subcommands import their modules only when they run, so `kws monitor --help` answers without loading TensorFlow."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import shutil
 import sys
 import textwrap
-from pathlib import Path
 
-from kws import __version__, cache_dir
+from kws import __version__
+from kws import commands as handlers
 from kws.board.firmware import board_build_flags
 from kws.common.defaults import MIN_STREAM_MINUTES, SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
 from kws.common.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY, portable
@@ -20,7 +19,8 @@ from kws.data.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                        help="data folders (Speech Commands, <word>/*.wav folders, kws data synth output)")
+                        help="data folders (Speech Commands, <word>/<clip> folders of WAV, FLAC, OGG or MP3, kws data "
+                             "synth output)")
     parser.add_argument("--train-only", nargs="*", default=[], metavar="DIR",
                         help="data folders used only for training (synthetic speech beside real speech, so that "
                              "validation and test hold real speakers only)")
@@ -28,155 +28,6 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
                         help="extra background-noise files or folders for augmentation")
     parser.add_argument("--no-cache", action="store_true",
                         help="recompute the features instead of reading them from the cache (~/.cache/nano-kws)")
-
-
-def _features(config: object, args: argparse.Namespace, teacher: object | None = None) -> object:
-    from kws.data.features import features
-
-    return features(config, args.data, args.noise, None if args.no_cache else cache_dir("features"), args.train_only,
-                    getattr(args, "unlabeled", []), teacher)
-
-
-def cmd_data_download(args: argparse.Namespace) -> int:
-    from kws.data import speech_commands
-
-    path = speech_commands.fetch(args.version, Path(args.root), test_set=args.test_set)
-    print(path)
-    return 0
-
-
-def cmd_data_synth(args: argparse.Namespace) -> int:
-    from kws import config as config_module
-    from kws.data import synth
-
-    config = config_module.load(args.config)
-    words = list(config.keywords.words)
-    if config.keywords.unknown and args.unknown_words:
-        words += list(config.keywords.unknown_words or synth.UNKNOWN_WORDS_EN)[: args.unknown_words]
-    common = {"sample_rate": config.audio.sample_rate, "clip_samples": config.clip_samples,
-              "seed": config.training.seed, "workers": args.workers}
-    if args.engine == "flite":
-        if args.language != "en" or args.variants:
-            print("kws data synth: error: flite speaks English only and has no --variants", file=sys.stderr)
-            return 2
-        clips = synth.synthesize_flite(words, Path(args.out), voices=args.voices or synth.FLITE_VOICES, **common)
-    else:
-        clips = synth.synthesize(words, Path(args.out), language=args.language, voices=args.voices,
-                                 variants=args.variants, **common)
-    print(f"{len(clips)} clips of {len(words)} words in {args.out}")
-    return 0
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from kws import config as config_module
-    from kws.training.train import train
-
-    config = config_module.load(args.config)
-    if args.unlabeled and not config.teacher.enabled:
-        print(f"--unlabeled needs a [teacher] in {args.config} to label the speech", file=sys.stderr)
-        return 2
-    teacher = None
-    if config.teacher.enabled:
-        from kws.training.teacher import Teacher
-
-        teacher = Teacher(config)
-    data = _features(config, args, teacher)
-    print(json.dumps(data.summary["clips"]), file=sys.stderr)
-    model_path = train(config, data, Path(args.out), command=args.command_line)
-    print(model_path)
-    return 0
-
-
-def _claim_model_folder(out: Path, force: bool) -> None:
-    """Refuses to export over an existing model unless forced; forced, removes what described the old model (its
-    report/ and model card), so nothing stale sits beside the new one. Checked before any work is done."""
-    if not (out / "model.tflite").exists() and not (out / "model_card.json").exists():
-        return
-    if not force:
-        raise FileExistsError(f"{out} already holds a model: choose another --out, or pass --force to replace it "
-                              "(its report/, model_card.json and m4_measurement.json are removed)")
-    shutil.rmtree(out / "report", ignore_errors=True)
-    for stale in ("model_card.json", "m4_measurement.json"):
-        (out / stale).unlink(missing_ok=True)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from kws import config as config_module
-    from kws.training.export import export
-
-    _claim_model_folder(Path(args.out), args.force)
-    config = config_module.load(args.config)
-    data = _features(config, args)
-    train_log = Path(args.model).parent / "train.json"
-    training = json.loads(train_log.read_text()) if train_log.exists() else {}
-    recipe = [*args.prepared_by, *(line for line in (training.get("command"), args.command_line) if line)]
-    result = export(config, Path(args.model), data, Path(args.out), recipe=recipe,
-                    training={key: training[key] for key in ("seconds", "best", "parameters") if key in training})
-    print(f"{result.out_dir}: model {result.tflite_bytes} B, arena {result.arena_size} B "
-          f"(measured {result.arena_measured} B), ops {', '.join(result.ops)}")
-    print(not_calibrated_note(config, args.out, args.data, args.noise))
-    return 0
-
-
-def not_calibrated_note(config: object, out: str, data: list[str], noise: list[str]) -> str:
-    """What `kws export` says about the recognizer it wrote: the config's defaults, not yet fitted on streams."""
-    rec = config.recognizer
-    command = " ".join(["kws calibrate", "--model", shlex.quote(str(out)), "--data", *map(shlex.quote, data)]
-                       + (["--noise", *map(shlex.quote, noise)] if noise else []))
-    thresholds = (", ".join(f"{word} {rec.thresholds.get(word, rec.threshold)}" for word in config.keywords.words)
-                  if rec.thresholds else f"{rec.threshold} for every keyword")
-    return (f"recognizer NOT calibrated yet: model_settings.h holds the config's defaults (thresholds {thresholds}, "
-            f"{rec.average_window_ms} ms window; KWS_RECOGNIZER_CALIBRATED 0), not fitted to this model. "
-            f"Fit per-keyword thresholds on streams and check them on held-out ones with:\n  {command}")
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from kws.data.dataset import select_clips
-    from kws.evaluation.evaluate import ModelDir, evaluate, format_confusion
-    from kws.frontends.dispatch import raw_batch
-    from kws.training.export import update_card
-
-    model_dir = ModelDir(args.model)
-    clips = select_clips(model_dir.config, args.data, args.split)
-    print(f"scoring {clips.describe()}", file=sys.stderr)
-    raw = raw_batch(model_dir.config, clips.audio, len(clips.audio), "features")
-    result = evaluate(model_dir, raw, clips.targets, args.backend)
-    result["data"] = {"sources": args.data, "split": args.split, "skipped": clips.skipped}
-    print(format_confusion(result["int8"]))
-    int8 = result["int8"]
-    low, high = int8["ci95"]  # always shown: 0.0000 on 3 clips means little, and the interval says so
-    line = (f"int8 accuracy {int8['accuracy']:.4f} (95% CI {low:.4f}–{high:.4f}) on {int8['clips']} clips "
-            f"({args.split} split)")
-    if "float" in result:
-        line += f"; float {result['float']['accuracy']:.4f}"
-    print(line)
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    if args.update_card:
-        update_card(model_dir.path, {"evaluation": {"command": args.command_line, "split": args.split,
-                                                    "sources": args.data,
-                                                    "int8_accuracy": result["int8"]["accuracy"],
-                                                    "int8_clips": result["int8"]["clips"],
-                                                    "float_accuracy": result.get("float", {}).get("accuracy")}},
-                    args.command_line)
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from kws.evaluation.report import run
-
-    return run(args.model, args.data, args.noise, args.unseen_noise, args.out, args.stream_minutes, args.stream_snr,
-               args.backend, args.split, args.bench, args.seed, command=args.command_line,
-               update_card=args.update_card, other_words=args.other_words)
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    from kws.evaluation.calibrate import run
-
-    spread = None if args.spread == "free" else args.spread
-    return run(args.model, args.data, args.noise, args.target_fa_per_hour, args.stream_minutes, args.stream_snr,
-               args.backend, args.split, args.seed, command=args.command_line, other_word_folders=args.other_words,
-               spread=spread)
 
 
 def _spread(text: str) -> int | str:
@@ -221,55 +72,8 @@ def _add_stream_arguments(parser: argparse.ArgumentParser) -> None:
                         help="background level of the streams, dB below the clips ('clean': none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the stream construction")
     parser.add_argument("--other-words", nargs="*", default=[], metavar="DIR",
-                        help="folders of <word>/*.wav clips of non-keywords (e.g. Speech Commands v0.01's other "
+                        help="folders of <word>/<clip> audio files of non-keywords (e.g. Speech Commands v0.01's other "
                              "words) added to the non-keyword streams (calibrate splits them by speaker like the clips)")
-
-
-def cmd_quickstart(args: argparse.Namespace) -> int:
-    from kws.quickstart import run
-
-    return run(Path(args.out), Path(args.config))
-
-
-def cmd_sim(args: argparse.Namespace) -> int:
-    from kws.board.sim import run
-
-    return run(args.model, args.audio, args.mic, args.link, args.backend, args.virtual_ppk2)
-
-
-def cmd_monitor(args: argparse.Namespace) -> int:
-    from kws.device.monitor import run
-
-    return run(args.port, args.log, args.duration)
-
-
-def cmd_stream(args: argparse.Namespace) -> int:
-    from kws.device.stream import run
-
-    if not args.mic and not args.wav:
-        print("kws stream: error: give WAV files or --mic", file=sys.stderr)
-        return 2
-    device = int(args.mic_device) if args.mic_device and args.mic_device.isdigit() else args.mic_device
-    return run(args.port, args.wav, args.mic, args.fast, mic_device=device)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from kws.device.bench import run
-
-    power_setup = None
-    if args.power:
-        from kws.device.power import PowerSetup
-
-        power_setup = PowerSetup.parse(args.power, voltage_v=args.power_voltage, ampere_meter=args.ampere_meter,
-                                       listen_s=args.listen_seconds)
-    return run(args.port, args.data, args.report, args.limit, args.model, split=args.split, power_setup=power_setup)
-
-
-def cmd_m4(args: argparse.Namespace) -> int:
-    from kws.cost.m4 import run
-
-    return run(args.model, args.library or str(TFLM_LIBRARY), args.data, args.split, args.limit, args.save,
-               args.out, args.opt, args.float_abi, args.stream_seconds, args.command_line)
 
 
 class _HelpWithDefaults(argparse.HelpFormatter):
@@ -307,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--version", default="v0.02", choices=["v0.01", "v0.02"], help="dataset version")
     download.add_argument("--root", required=True, metavar="DIR", help="folder to download and extract into")
     download.add_argument("--test-set", action="store_true", help="the official test-set archive")
-    download.set_defaults(handler=cmd_data_download)
+    download.set_defaults(handler=handlers.cmd_data_download)
     synth = _command(data, "synth", "render the config's keywords (and unknown words) with espeak-ng or flite")
     synth.add_argument("--config", required=True, metavar="TOML", help="the config whose words to render")
     synth.add_argument("--out", required=True, metavar="DIR", help="output folder (<word>/*.wav)")
@@ -320,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--variants", nargs="*", help="espeak-ng variants such as m3 f2 (none given: eight)")
     synth.add_argument("--unknown-words", type=int, default=20, metavar="N", help="how many non-keyword words to render")
     synth.add_argument("--workers", type=int, default=2, metavar="N", help="parallel synthesis processes")
-    synth.set_defaults(handler=cmd_data_synth)
+    synth.set_defaults(handler=handlers.cmd_data_synth)
 
     train = _command(commands, "train", "train the config's model")
     train.add_argument("--config", required=True, metavar="TOML", help="the problem definition (configs/*.toml)")
@@ -329,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="folders of any speech (other words, synthetic speech, long recordings cut into 1 s "
                             "windows) that the config's [teacher] labels: training examples with soft targets only")
     train.add_argument("--out", required=True, metavar="DIR", help="run folder for the model and its training log")
-    train.set_defaults(handler=cmd_train)
+    train.set_defaults(handler=handlers.cmd_train)
 
     export = _command(commands, "export", "int8 .tflite + C array + model_settings.h")
     export.add_argument("--config", required=True, metavar="TOML", help="the config the model was trained with")
@@ -341,13 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "the model card's recipe before the training command; repeat it for several")
     export.add_argument("--force", action="store_true",
                         help="replace the model already in --out, removing its stale report/ and model card")
-    export.set_defaults(handler=cmd_export)
+    export.set_defaults(handler=handlers.cmd_export)
 
     evaluate = _command(commands, "eval", "accuracy and confusion, int8 (the board's arithmetic) vs float")
     _add_scoring_arguments(evaluate)
     evaluate.add_argument("--json", metavar="FILE", help="write the full result as JSON")
     evaluate.add_argument("--update-card", action="store_true", help="record the accuracy in model_card.json")
-    evaluate.set_defaults(handler=cmd_eval)
+    evaluate.set_defaults(handler=handlers.cmd_eval)
 
     report = _command(commands, "report", "accuracy, noise robustness, streaming FA/h and FRR, device cost and "
                                           "memory: report.md, metrics.json and plots")
@@ -361,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(a report to <model>/report is always recorded)")
     report.add_argument("--bench", metavar="JSON", help="bench.json of `kws bench` on a board, shown beside the "
                                                         "estimates")
-    report.set_defaults(handler=cmd_report)
+    report.set_defaults(handler=handlers.cmd_report)
 
     calibrate = _command(commands, "calibrate", "fit per-keyword thresholds, averaging window, suppression and "
                                                 "minimum count for a false-accepts-per-hour target on calibration "
@@ -376,13 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
                            help="every keyword's threshold within N grid steps (10 points each) of a shared one, so "
                                 "that the fit carries over to other speakers; 'free': one threshold per keyword "
                                 "unconstrained")
-    calibrate.set_defaults(handler=cmd_calibrate)
+    calibrate.set_defaults(handler=handlers.cmd_calibrate)
 
     quickstart = _command(commands, "quickstart", "offline demo: synthetic yes/no → train → export → eval")
     quickstart.add_argument("--out", default="runs/quickstart", metavar="DIR", help="folder for everything it makes")
     quickstart.add_argument("--config", default=str(REPO_ROOT / "configs/quickstart.toml"), metavar="TOML",
                             help="the demo's config")
-    quickstart.set_defaults(handler=cmd_quickstart)
+    quickstart.set_defaults(handler=handlers.cmd_quickstart)
 
     sim = _command(commands, "sim", "a virtual board on a pseudo-terminal, speaking the board's protocol")
     sim.add_argument("--model", default=str(DEFAULT_MODEL), metavar="DIR",
@@ -396,14 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--virtual-ppk2", action="store_true",
                      help="also a virtual PPK2 whose current trace and marker channels follow the board's stages "
                           "(try kws bench --power ppk2:PATH without hardware)")
-    sim.set_defaults(handler=cmd_sim)
+    sim.set_defaults(handler=handlers.cmd_sim)
 
     port_help = "serial port (none given: the Arduino found by USB vendor id)"
     monitor = _command(commands, "monitor", "print a board's detections and latency live")
     monitor.add_argument("--port", help=port_help)
     monitor.add_argument("--log", metavar="FILE", help="append one JSON object per detection")
     monitor.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (none given: Ctrl-C)")
-    monitor.set_defaults(handler=cmd_monitor)
+    monitor.set_defaults(handler=handlers.cmd_monitor)
 
     stream = _command(commands, "stream", "send audio to the board (host-stream mode), print its detections")
     stream.add_argument("--port", help=port_help)
@@ -414,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(none given: the system default; 'pulse' converts any rate to the board's)")
     stream.add_argument("wav", nargs="*", metavar="WAV", help="recordings to stream, one after another")
     stream.add_argument("--fast", action="store_true", help="as fast as the board takes audio, not in real time")
-    stream.set_defaults(handler=cmd_stream)
+    stream.set_defaults(handler=handlers.cmd_stream)
 
     bench = _command(commands, "bench", "accuracy, latency, throughput and energy on the board")
     bench.add_argument("--port", help=port_help)
@@ -432,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the PPK2 in series with the board's own supply instead of powering it")
     bench.add_argument("--listen-seconds", type=float, default=10.0, metavar="S",
                        help="with --power: the always-listening segment measured after the clips")
-    bench.set_defaults(handler=cmd_bench)
+    bench.set_defaults(handler=handlers.cmd_bench)
 
     board_opt, board_float_abi = board_build_flags()
     m4 = _command(commands, "m4", "run the firmware's front end and model runner with the pinned TFLM library on a "
@@ -456,13 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also run a recording of S seconds built from the clips (keywords and unknown words over "
                          "the data's silence clips) through the firmware's pipeline, stride by stride without a "
                          "reset, and compare every inference and detection with the host's streaming pipeline")
-    m4.set_defaults(handler=cmd_m4)
+    m4.set_defaults(handler=handlers.cmd_m4)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    import shlex
-
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["kws", *argv])  # for the model card's recipe

@@ -82,7 +82,7 @@ class VirtualBoard:
         self.hello_interval_s, self.host_timeout_s = hello_interval_s, host_timeout_s
         self.stats_interval_s = stats_interval_s
         self.protocol_version = protocol_version  # tests announce another version to check the hosts refuse it
-        from kws.cost.m4 import inference_instructions
+        from kws.cost.m4_record import inference_instructions
 
         board = config.board
         instructions, source = inference_instructions(self.model_dir.path, self.model_dir.tflite)
@@ -400,7 +400,7 @@ def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, bac
 
     model_dir = ModelDir(model)
     sample_rate = model_dir.config.audio.sample_rate
-    recording = audio_module.read_wav(audio_path, sample_rate) if audio_path else None
+    recording = audio_module.read_audio(audio_path, sample_rate) if audio_path else None
     microphone = None
     if use_mic:
         from kws.device.mic import Microphone

@@ -2,6 +2,11 @@
 
 On a terminal the line is redrawn in place with `\\r`; when stderr is not a terminal (CI logs, pipes) nothing is
 printed until `close`, which writes one summary line, so logs stay readable.
+
+Kept rather than tqdm (4.70.1, already installed with ai-edge-litert) for that log behaviour, measured: into a file
+tqdm redraws as it does on a terminal (12 `\\r`-separated redraws, 687 characters, for a one-second loop of 50
+steps), and with `disable=None` it writes nothing at all on a non-terminal, not even the summary; the summary line
+would have to be written here anyway, around a tqdm used only on terminals.
 """
 
 from __future__ import annotations

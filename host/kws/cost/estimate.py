@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws.config import Board
+from kws.config_schema import Board
 
 CPI_UNCERTAINTY = 0.2
 

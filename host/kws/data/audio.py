@@ -1,8 +1,16 @@
-"""WAV input and output: everything the pipeline reads or writes as audio goes through here.
+"""Audio input and output: everything the pipeline reads or writes as audio goes through here.
+
+Reads PCM WAV and, through `soundfile` (libsndfile), FLAC, OGG (Vorbis, Opus) and MP3: the formats datasets such as
+Common Voice and MSWC come in (`SUFFIXES`; `audio_files` finds them in a folder). Writes WAV.
 
 Reading converts what can be converted without guessing (other sample rates, stereo, 8/24/32-bit PCM) and refuses
 the rest with an error that names the file and the reason. Nothing is dropped silently: callers that skip a bad
 file count it (see `kws.data.dataset`).
+
+WAV is read with the standard library's `wave`, not libsndfile: libsndfile reads a WAV cut short without a word (a
+16000-frame file cut in half read as 7989 frames, measured with soundfile 0.14.0 / libsndfile 1.2.2), where the
+header's own frame count lets `wave` name it truncated. The other formats are checked the same way: fewer frames
+decoded than the header promises is a truncated file.
 """
 
 from __future__ import annotations
@@ -12,33 +20,45 @@ from pathlib import Path
 
 import numpy as np
 
+# The file names (any case) that are audio; the compressed ones are decoded by libsndfile.
+COMPRESSED_SUFFIXES = (".flac", ".ogg", ".opus", ".mp3")
+SUFFIXES = (".wav", *COMPRESSED_SUFFIXES)
+
 
 class AudioError(ValueError):
-    """A WAV file that cannot be used; the message names the file and why."""
+    """An audio file that cannot be used; the message names the file and why."""
 
 
-def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Reads a PCM WAV as mono int16 at `sample_rate`, resampling and down-mixing when needed."""
+def audio_files(folder: str | Path, pattern: str = "**/*") -> list[Path]:
+    """The audio files (`SUFFIXES`, any case) under `folder` whose path matches the glob `pattern`, sorted:
+    `"*/*"` for `<word>/<clip>` folders, the default for everything below."""
+    return sorted(path for path in Path(folder).glob(pattern) if path.suffix.lower() in SUFFIXES and path.is_file())
+
+
+def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """Reads an audio file as mono int16 at `sample_rate`, resampling and down-mixing when needed."""
     samples, rate = read_pcm(path)
     if rate != sample_rate:
         samples = resample(samples, rate, sample_rate)
     return float_to_int16(samples)
 
 
-def read_wav_or_skip(path: str | Path, sample_rate: int, skipped: list[str]) -> np.ndarray | None:
-    """`read_wav`, or None for a file that cannot be used, whose error (naming it and why) is added to `skipped`: the
+def read_audio_or_skip(path: str | Path, sample_rate: int, skipped: list[str]) -> np.ndarray | None:
+    """`read_audio`, or None for a file that cannot be used, whose error (naming it and why) is added to `skipped`: the
     one bad-file rule of every reader, so that a bad file is named and counted, never fatal and never padded."""
     try:
-        return read_wav(path, sample_rate)
+        return read_audio(path, sample_rate)
     except AudioError as error:
         skipped.append(str(error))
         return None
 
 
 def read_pcm(path: str | Path) -> tuple[np.ndarray, int]:
-    """A PCM WAV as mono float samples at its own rate (and the rate): the whole check of a file, without
+    """An audio file as mono float samples at its own rate (and the rate): the whole check of a file, without
     converting it."""
     path = Path(path)
+    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+        return _decode(path)
     try:
         with wave.open(str(path), "rb") as wav:
             channels = wav.getnchannels()
@@ -52,10 +72,14 @@ def read_pcm(path: str | Path) -> tuple[np.ndarray, int]:
     return _pcm_to_float(frames, width, path).reshape(-1, channels).mean(axis=1), rate
 
 
-def check_wav(path: str | Path) -> None:
+def check_audio(path: str | Path) -> None:
     """Raises the AudioError `read_pcm` would for a file whose header or length is wrong, from the header and the
-    file's size alone: cheap enough for every file of a dataset, where reading them all would not be."""
+    file's size alone: cheap enough for every file of a dataset, where reading them all would not be. A compressed
+    file's length is only known by decoding it: its header is checked here, its length when it is read."""
     path = Path(path)
+    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+        _decode(path, header_only=True)
+        return
     try:
         with path.open("rb") as handle, wave.open(handle, "rb") as wav:
             channels, width, promised = wav.getnchannels(), wav.getsampwidth(), wav.getnframes()
@@ -64,6 +88,31 @@ def check_wav(path: str | Path) -> None:
         raise _unreadable(path, error) from None
     _check_length(path, min(held, promised * width * channels), promised, width, channels)
     _pcm_to_float(b"", width, path)  # the sample width: what read_pcm would refuse
+
+
+def _decode(path: Path, header_only: bool = False) -> tuple[np.ndarray, int]:
+    """A compressed file through libsndfile, as `read_pcm` returns it; refuses a file with no audio frames or fewer
+    than its header promises (cut short)."""
+    import soundfile
+
+    kind = path.suffix[1:].upper()
+    try:
+        with path.open("rb") as handle, soundfile.SoundFile(handle) as sound:
+            promised, rate = sound.frames, sound.samplerate
+            samples = np.zeros((0, sound.channels)) if header_only else sound.read(dtype="float64", always_2d=True)
+    except soundfile.LibsndfileError as error:
+        reason = error.error_string.removeprefix("Error : ").rstrip(".")
+        if "not a regular file" in reason:  # what libsndfile 1.2.2 says of an MP3 with no frame in it (it was opened)
+            reason = "no audio frame found in it"
+        raise AudioError(f"{path}: not a readable {kind} file ({reason})") from None
+    except (soundfile.SoundFileError, OSError) as error:
+        raise _unreadable(path, error) from None
+    if promised <= 0:
+        raise AudioError(f"{path}: no audio frames (an empty {kind} file, or one cut short)")
+    if not header_only and len(samples) < promised:
+        raise AudioError(f"{path}: truncated data (the header promises {promised} frames, the file holds "
+                         f"{len(samples)})")
+    return samples.mean(axis=1), rate
 
 
 def _unreadable(path: Path, error: Exception) -> AudioError:

@@ -2,9 +2,10 @@
 
 A data source is a folder in one of these layouts (detected, never configured):
 - Speech Commands (training archive or official test-set layout; `kws.data.speech_commands`),
-- a folder dataset `<root>/<word>/*.wav` with optional `train.csv`/`val.csv`/`test.csv` (columns `file` and
-  `class` or `label`) giving its own split, otherwise a deterministic speaker-disjoint split from the file-name
-  prefix (`<speaker>_...`, see `speaker_split`). Synthetic speech from `kws data synth` is one too.
+- a folder dataset `<root>/<word>/<clip>` (WAV, FLAC, OGG/Opus or MP3: `kws.data.audio.SUFFIXES`) with optional
+  `train.csv`/`val.csv`/`test.csv` (columns `file` and `class` or `label`) giving its own split, otherwise a
+  deterministic speaker-disjoint split from the file-name prefix (`<speaker>_...`, see `speaker_split`). Synthetic
+  speech from `kws data synth` is one too.
 
 The official Speech Commands *test-set* layout holds only test speakers (the official hash rule puts nearly all of
 them in "test"), so when it is used as training data its clips are re-split by speaker with `speaker_split`.
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.config import Config, ConfigError
-from kws.config import Split as SplitConfig
+from kws.config_schema import Split as SplitConfig
 from kws.data import audio
 from kws.data.augment import generated_noise, noise_crop, rms
 from kws.data.clips import SPLIT_CHOICES, SPLITS, Clip
@@ -78,11 +79,11 @@ def speaker_split(speaker: str, split: SplitConfig = DEFAULT_SPLIT) -> str:
 
 def _index_folders(root: Path, split: SplitConfig) -> list[Clip]:
     clips = []
-    for path in sorted(root.glob("*/*.wav")):
+    for path in audio.audio_files(root, "*/*"):
         speaker = speaker_of(path)
         clips.append(Clip(path, path.parent.name, speaker, speaker_split(speaker, split)))
     if not clips:
-        raise DataError(f"{root}: no <word>/*.wav files found")
+        raise DataError(f"{root}: no <word>/<clip> audio files ({', '.join(audio.SUFFIXES)}) found")
     return clips
 
 
@@ -185,7 +186,7 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
                            for clip in _draw_unknown(config, source, source_clips, split_name, seed)]
         split = Split()
         for path, target in chosen if split_name in splits else ():
-            clip_audio = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+            clip_audio = audio.read_audio_or_skip(path, config.audio.sample_rate, skipped)
             if clip_audio is None:
                 continue
             split.paths.append(path)
@@ -205,7 +206,7 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
 
 
 def load_unlabeled(config: Config, folders: list[str | Path], skipped: list[str]) -> Split:
-    """Every WAV below the folders (or the files given) as one-clip windows with target -1: a clip of up to one clip
+    """Every audio file below the folders (or the files given) as one-clip windows with target -1: a clip of up to one clip
     length is padded to it, a longer recording cut into consecutive windows (a last part shorter than half a clip is
     dropped). Unreadable files are named in `skipped`.
 
@@ -216,11 +217,11 @@ def load_unlabeled(config: Config, folders: list[str | Path], skipped: list[str]
     for folder in map(Path, folders):
         if not folder.exists():
             raise DataError(f"{folder}: unlabeled speech folder not found")
-        for path in sorted(folder.rglob("*.wav")) if folder.is_dir() else [folder]:
+        for path in audio.audio_files(folder) if folder.is_dir() else [folder]:
             if speaker_split(speaker_of(path), config.split) != "train":
                 held_back += 1
                 continue
-            samples = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+            samples = audio.read_audio_or_skip(path, config.audio.sample_rate, skipped)
             if samples is None:
                 continue
             length = config.clip_samples
@@ -301,7 +302,7 @@ def unreadable_elsewhere(files: list[Path], named: list[str], split: str) -> lis
     found = []
     for path in files:
         try:
-            audio.check_wav(path)
+            audio.check_audio(path)
         except audio.AudioError as error:
             if str(error) not in already:
                 found.append(str(error))
@@ -359,7 +360,7 @@ def _add_silence(config: Config, split: Split, in_split: list[Clip], count: int,
     """Silence: the dataset's own silence clips first, then quiet crops of background noise (a tenth digital zero)."""
     silence_index = config.labels.index("silence")
     for clip in [clip for clip in in_split if clip.word in SILENCE_WORDS][:count]:
-        recording = audio.read_wav_or_skip(clip.path, config.audio.sample_rate, skipped)
+        recording = audio.read_audio_or_skip(clip.path, config.audio.sample_rate, skipped)
         if recording is None:
             continue
         split.audio.append(audio.fit_length(recording, config.clip_samples))
@@ -378,18 +379,18 @@ def _add_silence(config: Config, split: Split, in_split: list[Clip], count: int,
 
 
 def load_noise(paths: list[Path], sample_rate: int, skipped: list[str]) -> list[np.ndarray]:
-    """Noise recordings as float arrays; a folder contributes every WAV below it."""
+    """Noise recordings as float arrays; a folder contributes every audio file below it."""
     files = []
     for path in paths:
         if path.is_dir():
-            files += sorted(path.rglob("*.wav"))
+            files += audio.audio_files(path)
         elif path.exists():
             files.append(path)
         else:
             raise DataError(f"{path}: noise file or folder not found")
     noise = []
     for path in files:
-        recording = audio.read_wav_or_skip(path, sample_rate, skipped)
+        recording = audio.read_audio_or_skip(path, sample_rate, skipped)
         if recording is not None:
             noise.append(recording.astype(np.float32) / 32768.0)
     return noise

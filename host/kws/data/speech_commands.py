@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from kws.data.audio import audio_files
 from kws.data.clips import Clip
 from kws.data.download import download, extract_tar
 
@@ -118,7 +119,7 @@ def index(root: Path, *, validation_percentage: float = 10, testing_percentage: 
     test_layout = (root / UNKNOWN).is_dir() or (root / SILENCE).is_dir()
     listed = None if test_layout else _split_lists(root)
     clips = []
-    for path in sorted(root.glob("*/*.wav")):
+    for path in audio_files(root, "*/*"):
         folder = path.parent.name
         if folder == BACKGROUND_NOISE:
             clips.append(Clip(path, BACKGROUND_NOISE, path.stem, "train"))
@@ -132,7 +133,8 @@ def index(root: Path, *, validation_percentage: float = 10, testing_percentage: 
             word, speaker = folder, _speaker_of(path.name)
         relative = f"{folder}/{path.name}"
         if listed is not None:
-            split = listed.get(relative, "train")
+            # (the lists name .wav files; a copy converted to FLAC or MP3 keeps their stems)
+            split = listed.get(relative, listed.get(f"{folder}/{path.stem}.wav", "train"))
         else:
             split = _split_of_speaker(speaker, *percentages)
         clips.append(Clip(path, word, speaker, split))

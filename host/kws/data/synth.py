@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from kws.common.progress import Progress
-from kws.data.audio import float_to_int16, read_wav, resample, write_wav
+from kws.data.audio import float_to_int16, read_audio, resample, write_wav
 from kws.data.clips import Clip
 
 # The 25 auxiliary words of Speech Commands v0.02 (its 35 words minus the 10 commands yes, no, up, down, left,
@@ -210,7 +210,7 @@ def _render(job: _Job, scratch: Path, sample_rate: int, clip_samples: int, seed:
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SynthError(f"{' '.join(command)} failed: {result.stderr.strip()}")
-    speech = read_wav(scratch, job.rate).astype(np.float64) / 32768.0
+    speech = read_audio(scratch, job.rate).astype(np.float64) / 32768.0
     loud = np.flatnonzero(np.abs(speech) > _TRIM_FRACTION * np.max(np.abs(speech), initial=0.0))
     if loud.size == 0:
         raise SynthError(f"{' '.join(command)} produced silence")

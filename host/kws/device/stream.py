@@ -132,7 +132,7 @@ def run(port: str | None, wavs: list[str], use_mic: bool, fast: bool, out: TextI
         else:
             for path in wavs:
                 print(shown(path), file=out, flush=True)
-                streamer.send(audio.read_wav(path, sample_rate).astype("<i2").tobytes())
+                streamer.send(audio.read_audio(path, sample_rate).astype("<i2").tobytes())
             streamer.send(bytes(2 * round(TRAILING_SILENCE_S * sample_rate)))
         streamer.finish()
         labels = ", ".join(message.fields["label"] for message in streamer.detections) or "none"

@@ -1,5 +1,10 @@
-"""`kws calibrate`: one threshold per keyword, the averaging window, the suppression and the minimum count fitted on
-calibration streams for a false-accepts-per-hour target, and checked on held-out streams built from other clips.
+"""The calibration fit: one threshold per keyword, the averaging window, the suppression and the minimum count fitted
+on calibration streams for a false-accepts-per-hour target, to be checked on held-out streams built from other clips
+(`kws calibrate` itself, which builds the streams, replays the fits on the held-out ones, writes the setting and
+prints the summary, is `kws.evaluation.calibrate_run`).
+
+Entry points: `other_words`, `split_halves` and `half_streams` (what the streams are built from), `fit`,
+`keyword_curves` (each keyword's threshold curve, for the report).
 
 The clips (`data.select_clips`, validation speakers by default) and the `--other-words` folders are cut in two:
 by speaker when every keyword is spoken in both halves (a speaker's clips all land in one half, by a hash of the
@@ -28,32 +33,21 @@ the result shows the calibration and the held-out figures side by side, so a fit
 clips shows as a gap. Per keyword: false-reject rate and detection delay (from the end of the word); false accepts by
 what caused them; the median delay and the false-reject rate of the best setting at each averaging window (what the
 window costs in delay).
-
-Written: the KWS_RECOGNIZER_* lines of model_settings.h (KWS_RECOGNIZER_THRESHOLDS per label, _CALIBRATED 1; every
-other byte unchanged; a header from before per-keyword thresholds is upgraded in place), the [recognizer] and
-[recognizer.thresholds] tables of the folder's config.toml (so the virtual board and every host tool use the same
-values), and a `recognizer` section of model_card.json with what was measured.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import hashlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from kws import config as config_module
 from kws.board import core
-from kws.common.defaults import SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
 from kws.config import Config
 from kws.data import audio
 from kws.data import dataset as data
-from kws.evaluation import stream_sources, streaming
-from kws.evaluation.evaluate import ModelDir
+from kws.evaluation import stream_build, streaming
 
 # Per keyword. 255 (never: an average is at most 255) is not offered: a fit that silences a keyword to meet the
 # false-accept target makes a spotter that cannot hear it, which is worse than missing the target and saying so.
@@ -66,10 +60,8 @@ SUPPRESSIONS_MS = (1000, 1500, 2000)
 # how soon after a reset (start-up, input change) the recognizer may speak, and a count the window cannot hold
 # would silence it (those grid points are skipped).
 MINIMUM_COUNTS = (1, 3)
-REPORTED_TARGETS = (1.0, 5.0)  # FA/h at which the false-reject rate is always given
 PRICES = (0.0, *np.geomspace(0.02, 500, 60).tolist(), 1e9)  # misses per false accept, the Lagrangian sweep
 JOINT_TRIES = 6  # candidates replayed jointly per grid point before giving up on meeting the target
-HELDOUT_SEED = 7919  # added to --seed for the held-out streams: other gaps, order and noise offsets
 
 
 # ---- the two halves ----
@@ -97,7 +89,7 @@ def other_word_splits(split: str) -> tuple[str, ...]:
 
 def other_words(config: Config, folders: list[str], skipped: list[str],
                 splits: tuple[str, ...] | None = None) -> list[tuple[np.ndarray, str, str]]:
-    """(clip, word, speaker) of every WAV in `<folder>/<word>/`: non-keyword speech for the non-keyword streams.
+    """(clip, word, speaker) of every audio file in `<folder>/<word>/`: non-keyword speech for the non-keyword streams.
     A folder named like a keyword or starting with '_' is left out; unreadable files are named in `skipped`.
     `splits`: only speakers whom the config's speaker split (`data.speaker_split`, as for any folder dataset) puts
     in these, so that a scoring split never hears a speaker the model may have trained on (the same speaker IDs
@@ -110,16 +102,16 @@ def other_words(config: Config, folders: list[str], skipped: list[str],
         for word_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
             if word_dir.name.startswith("_") or word_dir.name in config.keywords.words:
                 continue
-            for path in sorted(word_dir.glob("*.wav")):
+            for path in audio.audio_files(word_dir, "*"):
                 if splits is not None and data.speaker_split(data.speaker_of(path), config.split) not in splits:
                     continue
-                recording = audio.read_wav_or_skip(path, config.audio.sample_rate, skipped)
+                recording = audio.read_audio_or_skip(path, config.audio.sample_rate, skipped)
                 if recording is None:
                     continue
                 clips.append((audio.fit_length(recording, config.clip_samples), word_dir.name, data.speaker_of(path)))
                 found += 1
         if not found:
-            raise data.DataError(f"--other-words {folder}: no <word>/*.wav clips of non-keywords"
+            raise data.DataError(f"--other-words {folder}: no <word>/<clip> audio files of non-keywords"
                                  + (f" of {'/'.join(splits)} speakers" if splits is not None else "") + " in it")
     return clips
 
@@ -131,7 +123,7 @@ def split_halves(config: Config, clips: data.Clips, others: list[tuple[np.ndarra
     labels = config.labels
     keyword_ids = {i for i, label in enumerate(labels) if label in config.keywords.words}
     usable = [i for i, t in enumerate(clips.targets) if t in keyword_ids or labels[t] == "unknown"]
-    items = [(clips.audio[i], int(clips.targets[i]), *streaming.word_and_speaker(clips.paths[i])) for i in usable]
+    items = [(clips.audio[i], int(clips.targets[i]), *stream_build.word_and_speaker(clips.paths[i])) for i in usable]
     items += [(clip, -1, word, speaker) for clip, word, speaker in others]
     by_speaker = [_in_first_half(speaker) for *_, speaker in items]
     spoken = [{target for (_, target, _, _), first in zip(items, by_speaker, strict=True) if first == side}
@@ -154,9 +146,9 @@ def split_halves(config: Config, clips: data.Clips, others: list[tuple[np.ndarra
 
 
 def half_streams(config: Config, half: Half, noise: list[np.ndarray], minutes: float, snr_db: float | None,
-                 seed: int) -> list[streaming.Stream]:
+                 seed: int) -> list[stream_build.Stream]:
     """A keyword stream and a non-keyword stream of `minutes` each from one half, at the keyword clips' SNR."""
-    return streaming.keyword_streams(config, half.audio, half.targets, noise, minutes, snr_db, seed, half.words)
+    return stream_build.keyword_streams(config, half.audio, half.targets, noise, minutes, snr_db, seed, half.words)
 
 
 # ---- the fit ----
@@ -164,7 +156,7 @@ def half_streams(config: Config, half: Half, noise: list[np.ndarray], minutes: f
 class _Matcher:
     """`streaming.match`'s hit rule for one keyword's detections, without re-counting the events each time."""
 
-    def __init__(self, stream: streaming.Stream, tolerance_ms: int = streaming.TOLERANCE_MS) -> None:
+    def __init__(self, stream: stream_build.Stream, tolerance_ms: int = streaming.TOLERANCE_MS) -> None:
         self.starts = np.array([e.start_ms for e in stream.events], np.int64)
         self.ends = [e.end_ms + tolerance_ms for e in stream.events]
         self.labels = [e.label for e in stream.events]
@@ -217,13 +209,13 @@ class Fitted:
                 round(self.non_keyword.fa_per_hour, 6), errors, self.setting.average_window_ms, -sum(thresholds))
 
 
-def _inserted(streams: list[streaming.Stream], keyword_ids: list[int]) -> dict[int, int]:
+def _inserted(streams: list[stream_build.Stream], keyword_ids: list[int]) -> dict[int, int]:
     """How often each keyword was spoken in the keyword streams."""
-    return {k: sum(1 for s in streams if s.name == streaming.KEYWORD_STREAM for e in s.events if e.label == k)
+    return {k: sum(1 for s in streams if s.name == stream_build.KEYWORD_STREAM for e in s.events if e.label == k)
             for k in keyword_ids}
 
 
-def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config, window: int,
+def _curves(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config, window: int,
             minimum_count: int, suppressions: tuple[int, ...], matchers: list[_Matcher]) -> dict[int, tuple]:
     """suppression -> (misses, false accepts, extra detections), each (keywords x THRESHOLDS), for every keyword
     alone: its misses and its detections that hit nothing on the keyword streams (another keyword heard as it, or
@@ -244,7 +236,7 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
                 hits = 0
                 for stream, trace, (top, score), matcher in zip(streams, traces, tops, matchers, strict=True):
                     times = _single_label_times(trace.times_ms, top, score, k, threshold, suppression)
-                    if stream.name == streaming.NON_KEYWORD_STREAM:
+                    if stream.name == stream_build.NON_KEYWORD_STREAM:
                         false_accepts[row, column] += len(times)
                     else:
                         hit = matcher.hits(k, times)
@@ -255,7 +247,7 @@ def _curves(streams: list[streaming.Stream], traces: list[streaming.Trace], conf
     return result
 
 
-def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+def keyword_curves(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config,
                    setting: streaming.Setting) -> dict[str, list[dict]]:
     """A DET curve per keyword at the setting's window, suppression and minimum count: each keyword alone over
     THRESHOLDS, its false-reject rate on the keyword streams and the false accepts per hour it alone causes on the
@@ -264,7 +256,7 @@ def keyword_curves(streams: list[streaming.Stream], traces: list[streaming.Trace
     matchers = [_Matcher(stream) for stream in streams]
     misses, false_accepts, _ = _curves(streams, traces, config, setting.average_window_ms, setting.minimum_count,
                                        (setting.suppression_ms,), matchers)[setting.suppression_ms]
-    hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
+    hours = sum(s.hours for s in streams if s.name == stream_build.NON_KEYWORD_STREAM)
     inserted = _inserted(streams, keyword_ids)
     return {config.labels[k]: [{"threshold": t, "frr": round(int(misses[row, column]) / inserted[k], 4)
                                 if inserted[k] else None,
@@ -295,14 +287,14 @@ def _candidates(misses: np.ndarray, false_accepts: np.ndarray, budget: float,
     return fitting or [min(found, key=lambda c: (found[c][1], found[c][0]))]
 
 
-def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: Config,
+def fit(streams: list[stream_build.Stream], traces: list[streaming.Trace], config: Config,
         targets: tuple[float, ...], spread: int | None = None
         ) -> tuple[dict[float, Fitted], dict[float, dict[int, Fitted]], int]:
     """For each target: the best setting over the grid, and the best at each averaging window; and how many grid
     points were searched. `spread`: as `_candidates` (scripts/calibration_spread.py compares them held out)."""
     labels = config.labels
     keyword_ids = [i for i, label in enumerate(labels) if label in config.keywords.words]
-    hours = sum(s.hours for s in streams if s.name == streaming.NON_KEYWORD_STREAM)
+    hours = sum(s.hours for s in streams if s.name == stream_build.NON_KEYWORD_STREAM)
     period_ms = config.frontend.stride_ms * config.recognizer.inference_every_strides
     matchers = [_Matcher(stream) for stream in streams]
     spoken = _inserted(streams, keyword_ids)
@@ -344,177 +336,3 @@ def fit(streams: list[streaming.Stream], traces: list[streaming.Trace], config: 
                     if window not in per_window[target] or fitted.key < per_window[target][window].key:
                         per_window[target][window] = fitted
     return best, per_window, points
-
-
-# ---- the record ----
-
-def _setting_record(setting: streaming.Setting, labels: tuple[str, ...], keywords: tuple[str, ...]) -> dict:
-    return {"average_window_ms": setting.average_window_ms, "suppression_ms": setting.suppression_ms,
-            "minimum_count": setting.minimum_count, "threshold": setting.threshold,
-            "thresholds": {label: t for label, t in zip(labels, setting.label_thresholds(len(labels)), strict=True)
-                           if label in keywords}}
-
-
-def apply(model_dir: ModelDir, setting: streaming.Setting, record: dict) -> None:
-    """Writes the setting into model_settings.h, config.toml and the model card."""
-    from kws.training.export import set_recognizer_defines, update_card
-
-    config = model_dir.config
-    per_keyword = _setting_record(setting, config.labels, config.keywords.words)["thresholds"]
-    recognizer = dataclasses.replace(config.recognizer, average_window_ms=setting.average_window_ms,
-                                     suppression_ms=setting.suppression_ms, minimum_count=setting.minimum_count,
-                                     thresholds=per_keyword)
-    header = model_dir.path / "model_settings.h"
-    header.write_bytes(set_recognizer_defines(header.read_bytes().decode(),
-                                              dataclasses.replace(config, recognizer=recognizer)).encode())
-    config_module.set_values(model_dir.path / "config.toml", "recognizer",
-                             {"average_window_ms": setting.average_window_ms, "suppression_ms": setting.suppression_ms,
-                              "minimum_count": setting.minimum_count})
-    config_module.set_values(model_dir.path / "config.toml", "recognizer.thresholds", per_keyword)
-    update_card(model_dir.path, {"recognizer": record}, record["command"])
-
-
-@dataclass
-class Streams:
-    """The calibration and held-out streams of one model and their model traces, and what they were built from."""
-
-    clips: data.Clips
-    others: list[tuple[np.ndarray, str, str]]
-    background: list[stream_sources.NoiseSource]
-    calibration: Half
-    heldout: Half
-    how: str  # the halves are cut by "speakers" or "clips"
-    sets: dict[str, tuple[list[streaming.Stream], list[streaming.Trace]]]  # "calibration"/"heldout" -> streams, traces
-
-
-def build_streams(model_dir: ModelDir, sources: list[str], noise: list[str], minutes: float, snr_db: float | None,
-                  backend: str, split: str, seed: int = 0, other_word_folders: list[str] | None = None) -> Streams:
-    """The two halves' streams (`split_halves`, `half_streams`) and the model's scores over each."""
-    config = model_dir.config
-    clips = data.select_clips(config, sources, split)
-    skipped: list[str] = []
-    others = other_words(config, other_word_folders or [], skipped, other_word_splits(split))
-    print(f"calibrating on {clips.describe()}" + (f", and {len(others)} clips of other words of the same split's "
-                                                  f"speakers from {', '.join(other_word_folders or [])}"
-                                                  if others else ""),
-          file=sys.stderr)
-    for line in skipped:
-        print(f"skipped {line}", file=sys.stderr)
-    background = (stream_sources.noise_sources(noise, False, config.audio.sample_rate)
-                  or stream_sources.generated_sources(config.audio.sample_rate))
-    recordings = [recording for source in background for recording in source.audio]
-    calibration, heldout, how = split_halves(config, clips, others)
-    sets = {}
-    for name, half, stream_seed in (("calibration", calibration, seed), ("heldout", heldout, seed + HELDOUT_SEED)):
-        streams = half_streams(config, half, recordings, minutes, snr_db, stream_seed)
-        sets[name] = (streams, [streaming.model_trace(model_dir, stream, backend) for stream in streams])
-    return Streams(clips, others, background, calibration, heldout, how, sets)
-
-
-def run(model: str, sources: list[str], noise: list[str], target: float | None, minutes: float | None,
-        snr_db: float | None, backend: str, split: str, seed: int = 0, command: str = "",
-        other_word_folders: list[str] | None = None, spread: int | None = SPREAD) -> int:
-    """`kws calibrate`; returns the exit status. `minutes` None: streams long enough to resolve the target."""
-    model_dir = ModelDir(model)
-    config = model_dir.config
-    labels = config.labels
-    target = config.recognizer.false_accepts_per_hour if target is None else target
-    if target <= 0:
-        raise ValueError(f"--target-fa-per-hour must be positive (got {target}): no stream length can show zero")
-    if minutes is None:
-        minutes = stream_sources.stream_length(target)
-    built = build_streams(model_dir, sources, noise, minutes, snr_db, backend, split, seed, other_word_folders)
-    sets = built.sets
-    targets = tuple(dict.fromkeys((target, *REPORTED_TARGETS)))
-    best, per_window, points = fit(*sets["calibration"], config, targets, spread)
-
-    def measured(fitted: Fitted) -> dict:
-        held = streaming.operating_point(*sets["heldout"], config, fitted.setting)
-        return {"setting": _setting_record(fitted.setting, labels, config.keywords.words),
-                "met_target_calibrating": fitted.met_target, "within_delay_calibrating": not fitted.slow,
-                "calibration": streaming.operating_summary(fitted.keyword, fitted.non_keyword, labels),
-                "heldout": streaming.operating_summary(*held, labels)}
-
-    chosen = best[target]
-    previous = streaming.Setting.from_config(config)
-    record = {
-        **_setting_record(chosen.setting, labels, config.keywords.words),
-        "target_fa_per_hour": target, "met_target": chosen.met_target,
-        "median_delay_limit_ms": config.recognizer.median_delay_ms, "within_delay": not chosen.slow,
-        **{key: value for key, value in measured(chosen).items() if key != "setting"},
-        "at_targets": {f"{t:g}": measured(best[t]) for t in targets},
-        "window_cost": {f"{w}": measured(fitted) for w, fitted in sorted(per_window[target].items())},
-        "previous": {**_setting_record(previous, labels, config.keywords.words),
-                     "calibration": streaming.operating_summary(*streaming.operating_point(*sets["calibration"], config, previous), labels),
-                     "heldout": streaming.operating_summary(*streaming.operating_point(*sets["heldout"], config, previous), labels)},
-        "halves": {"by": built.how, "calibration_speakers": len(built.calibration.speakers),
-                   "heldout_speakers": len(built.heldout.speakers),
-                   "shared_speakers": len(built.calibration.speakers & built.heldout.speakers)},
-        "streams": {name: stream_sources.describe_streams(streams, built.background)
-                    for name, (streams, _) in sets.items()},
-        "split": split, "sources": built.clips.sources, "other_words": other_word_folders or [],
-        "clips": built.clips.counts(labels), "other_word_clips": len(built.others), "backend": backend, "seed": seed,
-        "grid": {"thresholds": list(THRESHOLDS), "average_windows_ms": list(AVERAGE_WINDOWS_MS),
-                 "suppressions_ms": list(SUPPRESSIONS_MS), "minimum_counts": list(MINIMUM_COUNTS), "spread": spread,
-                 "grid_points": points},
-        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "command": command,
-    }
-    apply(model_dir, chosen.setting, record)
-    print(summary_text(record), file=sys.stdout)
-    hours = record["heldout"]["hours"]
-    if record["heldout"]["fa_per_hour_ci95"][1] > target:
-        print(f"note: {hours:.2f} h of held-out non-keyword stream bound the false-accept rate only below "
-              f"{record['heldout']['fa_per_hour_ci95'][1]}/h (95%); confirming {target}/h takes at least "
-              f"{ZERO_EVENT_BOUND / target:.1f} h of non-keyword stream (--stream-minutes "
-              f"{minutes_to_resolve(target)})", file=sys.stdout)
-    print(f"updated {Path(model_dir.path) / 'model_settings.h'}, config.toml and model_card.json", file=sys.stderr)
-    return 0
-
-
-def summary_text(record: dict) -> str:
-    """What calibrate prints: the setting, then calibration and held-out figures side by side."""
-    def row(name: str, entry: dict) -> str:
-        cal, held = entry["calibration"], entry["heldout"]
-        return (f"  {name:<22} {_fa(cal)} {cal['frr']:>6.3f} {_delay(cal)}   |  {_fa(held)} {held['frr']:>6.3f} "
-                f"{_delay(held)}")
-
-    setting = record
-    lines = [("meets" if record["met_target"] else "NO setting meets") + f" the target of "
-             f"{record['target_fa_per_hour']:g} FA/h on the calibration streams"
-             + ("" if record["met_target"] else " (chose the lowest FA/h)")
-             + (f", median delay within {record['median_delay_limit_ms']} ms" if record["within_delay"]
-                else f", NOT within the median delay of {record['median_delay_limit_ms']} ms") + ":",
-             f"  average window {setting['average_window_ms']} ms, suppression {setting['suppression_ms']} ms, "
-             f"minimum count {setting['minimum_count']}, thresholds "
-             + ", ".join(f"{k} {v}" for k, v in setting["thresholds"].items())
-             + (" (free)" if record["grid"]["spread"] is None
-                else f" (each within {record['grid']['spread']} steps of a shared one)"),
-             f"  streams cut by {record['halves']['by']} ({record['halves']['calibration_speakers']} / "
-             f"{record['halves']['heldout_speakers']} speakers, {record['halves']['shared_speakers']} shared)",
-             "", f"  {'':<22} {'calibration':^30} |  {'held-out':^30}",
-             f"  {'setting':<22} {'FA/h':>9} {'FRR':>6} {'median delay':>13}   |  {'FA/h':>9} {'FRR':>6} "
-             f"{'median delay':>13}",
-             row("chosen", record), row("before (config)", record["previous"])]
-    lines += [row(f"fitted for {t} FA/h", entry) for t, entry in record["at_targets"].items()]
-    lines += [row(f"best at {w} ms window", entry) for w, entry in record["window_cost"].items()]
-    held = record["heldout"]
-    lines += ["", "  per keyword (held-out): " + ", ".join(
-        f"{k} FRR {v['frr']:.2f} delay {_ms(v['delay_ms_median'])}" for k, v in held["per_keyword"].items())]
-    causes = held["false_accepts_by_cause"][:8]
-    if causes:
-        lines.append(f"  held-out false accepts by cause ({held['false_accept_clips']} of {held['distinct_clips']} "
-                     "distinct clips, each replayed): " + ", ".join(
-                         f"{c['heard']} -> {c['detected']} x{c['count']}" for c in causes))
-    return "\n".join(lines)
-
-
-def _fa(summary: dict) -> str:
-    return f"{summary['fa_per_hour']:>9.2f}"
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f} ms"
-
-
-def _delay(summary: dict) -> str:
-    return f"{_ms(summary['delay_ms']['median']):>13}"

@@ -13,7 +13,7 @@ import numpy as np
 from kws.common.defaults import minutes_to_resolve
 from kws.data import augment
 from kws.data import dataset as data
-from kws.evaluation import streaming
+from kws.evaluation import stream_build
 
 NOISE_SEED = 1234
 
@@ -27,13 +27,13 @@ class NoiseSource:
 
 
 def noise_sources(paths: list[str], unseen: bool, sample_rate: int) -> list[NoiseSource]:
-    """One source per argument: a file, or a folder's WAVs together."""
+    """One source per argument: a file, or a folder's audio files together."""
     sources = []
     for path in map(Path, paths):
         skipped: list[str] = []
         recordings = data.load_noise([path], sample_rate, skipped)
         if not recordings:
-            raise data.DataError(f"{path}: no readable noise ({skipped[0] if skipped else 'no WAV files'})")
+            raise data.DataError(f"{path}: no readable noise ({skipped[0] if skipped else 'no audio files'})")
         sources.append(NoiseSource(path.stem if path.is_file() else path.name, recordings, str(path), unseen))
     return sources
 
@@ -44,7 +44,7 @@ def generated_sources(sample_rate: int) -> list[NoiseSource]:
             for name, recording in zip(("white", "pink", "brown"), noise, strict=True)]
 
 
-def describe_streams(streams: list[streaming.Stream], noise: list[NoiseSource]) -> list[dict]:
+def describe_streams(streams: list[stream_build.Stream], noise: list[NoiseSource]) -> list[dict]:
     return [{"name": s.name, "minutes": round(s.hours * 60, 2), "snr_db": s.snr_db, "events": len(s.events),
              "distinct_clips": s.pool, "background": [source.name for source in noise] if s.snr_db is not None else []}
             for s in streams]

@@ -23,7 +23,7 @@ import numpy as np
 
 from kws.common.quiet import native_stderr_silenced
 from kws.config import Config
-from kws.config import Frontend as FrontendParams
+from kws.config_schema import Frontend as FrontendParams
 
 FLOAT_SCALE = 10.0 / 256.0  # raw microfrontend output -> the float features the model trains on
 
