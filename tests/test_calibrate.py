@@ -273,7 +273,7 @@ def test_calibrate_end_to_end_writes_per_keyword_thresholds_and_reports_held_out
     words = {e["heard"] for e in card["heldout"]["false_accepts_by_cause"]}
     assert words <= {"noise", "yes", "no", "up", "down", "cat", "tree", "bird", "house"}
     # The virtual board's HELLO would show these thresholds and calibrated=1 (kws.board.sim reads the same files).
-    from kws.training.export import header_calibrated
+    from kws.training.firmware_files import header_calibrated
 
     assert header_calibrated(header.read_text())
     # kws report on the calibrated model: per-keyword evidence, and calibration beside held-out from the card.

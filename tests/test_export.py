@@ -12,18 +12,15 @@ from kws.common.paths import REPO_ROOT
 from kws.evaluation.evaluate import ModelDir
 from kws.evaluation.runtime import Int8Model, model_ops
 from kws.frontends.microfrontend import Frontend, Int8Scaling
-from kws.training.export import (
+from kws.training.export import ExportError, check_board_numerics, check_budget, export, to_int8_tflite
+from kws.training.firmware_files import (
     RESOLVER_METHODS,
     TABLES_BEGIN,
     TABLES_END,
-    ExportError,
-    check_board_numerics,
-    check_budget,
-    export,
+    HeaderError,
     header_calibrated,
     set_frontend_tables,
     set_recognizer_defines,
-    to_int8_tflite,
 )
 
 SHIPPED = sorted(path.parent for path in (REPO_ROOT / "models").glob("*/model_settings.h"))
@@ -122,7 +119,7 @@ def test_frontend_tables_are_replaced_in_place_and_added_to_an_old_header():
     old = header[:start] + header[end:]  # as written before the tables existed
     assert TABLES_BEGIN not in old and "#define KWS_FE_SCALE_SHIFT" in old
     assert set_frontend_tables(old, config) == header
-    with pytest.raises(ExportError, match="Model input"):
+    with pytest.raises(HeaderError, match="Model input"):
         set_frontend_tables(old.replace("// Model input:", "// input:"), config)
 
 
@@ -277,7 +274,7 @@ def test_set_recognizer_defines_upgrades_a_header_without_per_keyword_thresholds
         config, recognizer=dataclasses.replace(config.recognizer, thresholds={"yes": 99})))
     assert [a for a, b in zip(again.splitlines(), upgraded.splitlines(), strict=True) if a != b] == [
         "#define KWS_RECOGNIZER_THRESHOLDS {210, 210, 99, 210}"]
-    with pytest.raises(ExportError, match="re-export"):
+    with pytest.raises(HeaderError, match="re-export"):
         set_recognizer_defines("#define KWS_NUM_LABELS 4\n", config)
 
 

@@ -339,7 +339,7 @@ class VirtualBoard:
 
     def _recognizer_fields(self) -> dict:
         """HELLO's recognizer setting, as the firmware's pipeline_describe_recognizer sends it."""
-        from kws.training.export import header_calibrated
+        from kws.training.firmware_files import header_calibrated
 
         rec, header = self.config.recognizer, self.model_dir.path / "model_settings.h"
         return {"avg_ms": rec.average_window_ms, "thresholds": list(self.config.label_thresholds),

@@ -50,7 +50,8 @@ def _setting_record(setting: streaming.Setting, labels: tuple[str, ...], keyword
 
 def apply(model_dir: ModelDir, setting: streaming.Setting, record: dict) -> None:
     """Writes the setting into model_settings.h, config.toml and the model card."""
-    from kws.training.export import set_recognizer_defines, update_card
+    from kws.training.export import update_card
+    from kws.training.firmware_files import set_recognizer_defines
 
     config = model_dir.config
     per_keyword = _setting_record(setting, config.labels, config.keywords.words)["thresholds"]
