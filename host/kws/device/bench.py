@@ -39,9 +39,9 @@ STAGES = ("fe_us", "inf_us", "step_us")
 # stride by stride while the clip streams in, and CLIP_END's step holds only what is left, so step_us is often
 # smaller than fe_us.
 STAGE_MEANINGS = {
-    "fe_us": "the front end over the whole clip: every stride's microfrontend and feature scaling, summed as the "
-             "clip streamed in (per stride: divide by the window's slices)",
-    "inf_us": "the one inference on the clip's window",
+    "fe_us": "the front end over the whole clip: every stride's front end (and the microfrontend's feature "
+             "scaling), summed as the clip streamed in (per stride: divide by the window's slices)",
+    "inf_us": "the one inference on the clip's window (with the MLPerf MFCCs, computing the window's MFCCs too)",
     "step_us": "CLIP_END's own work: the audio still buffered through the front end (the board: under a stride; "
                "the virtual board: none), then the inference",
 }
