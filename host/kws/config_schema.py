@@ -45,7 +45,7 @@ class Frontend:
     """The board's audio front end. `kind` "microfrontend": the TFLM microfrontend with these parameters
     (micro_speech's values; the same numbers configure the training features and the firmware's FrontendConfig,
     emitted into model_settings.h). `kind` "mlperf_mfcc": the MLPerf Tiny KWS MFCCs (kws_core's fixed-point C, the
-    front end the MLPerf reference model and a backbone pruned from it need), `channels` coefficients per slice;
+    front end the MLPerf reference model and a backbone pruned from it need), `channels` (10) coefficients per slice;
     the microfrontend's other parameters do not apply to it."""
 
     kind: str = "microfrontend"  # one of FRONTEND_KINDS
