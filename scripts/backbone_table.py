@@ -6,7 +6,8 @@ Each run folder (from `kws train`) is exported with its own config and training 
 to TFLM) on every clip of --eval-data (speakers no run trained on), and costed: Cortex-M4 instructions per inference
 (the kws.cost.estimate of the layers, plus the front end's own per-inference work), the most frequent schedule whose
 CPU load stays within --cpu-budget at the config's cycles per instruction, that load, and the period between
-inferences (what the schedule adds to the detection delay). Front-end costs are kws m4's measurements, passed in.
+inferences (what the schedule adds to the detection delay). Front-end costs are kws m4's measurements of the shipped
+model with the same front end.
 
     python scripts/backbone_table.py runs/bb64_s1 runs/p48_s0 runs/student_s0 \
         --data ../shared/data/speech_commands_v0.02_test_dev \
@@ -23,16 +24,27 @@ from pathlib import Path
 
 from kws import cache_dir
 from kws import config as config_module
+from kws.common.paths import REPO_ROOT
 from kws.cost.estimate import estimate_model
+from kws.cost.m4_record import load_measurement
 from kws.data.dataset import select_clips
 from kws.data.features import features
 from kws.evaluation.evaluate import ModelDir, evaluate
 from kws.frontends.dispatch import raw_batch
 from kws.training.export import export
 
-# kws m4's measurements of the front ends (instructions): per 20 ms stride, and per inference beside the model
-# (the MFCC window's peak normalization, log, DCT and int8, which run only when the model does).
-FRONTEND_COSTS = {"microfrontend": (89_158, 0), "mlperf_mfcc": (86_052, 249_660)}
+
+def frontend_costs(kind: str) -> tuple[int, int]:
+    """A front end's instructions per 20 ms stride and per inference beside the model's layers (the window copy, or
+    the MFCC window's peak normalization, log, DCT and int8), as `kws m4` measured them for a shipped model of it."""
+    for folder in sorted((REPO_ROOT / "models").iterdir()):
+        measurement = load_measurement(folder)
+        if measurement is None or ModelDir(folder).config.frontend.kind != kind:
+            continue
+        counts = measurement["instructions"]
+        layers = sum(layer["instructions"] for layer in counts["layers"])
+        return counts["per_frontend_stride"]["mean"], counts["per_inference"]["median"] - layers
+    raise SystemExit(f"no shipped model with the {kind} front end has an m4_measurement.json to cost it by")
 
 
 def schedule(instructions: int, per_stride: int, cycles_per_instruction: float, clock_hz: int, stride_ms: int,
@@ -55,7 +67,7 @@ def row(run: Path, args: argparse.Namespace) -> dict:
     clips = select_clips(model_dir.config, args.eval_data, "all")
     result = evaluate(model_dir, raw_batch(model_dir.config, clips.audio, len(clips.audio), run.name), clips.targets,
                       "litert")
-    per_stride, per_inference = FRONTEND_COSTS[config.frontend.kind]
+    per_stride, per_inference = frontend_costs(config.frontend.kind)
     instructions = estimate_model(model_dir.tflite).instructions + per_inference
     board = config.board
     every, load = schedule(instructions, per_stride, board.cycles_per_instruction, board.clock_hz,

@@ -189,11 +189,15 @@ def _check_values(config: Config) -> None:
     fe = config.frontend
     require(fe.kind in FRONTEND_KINDS, "frontend.kind", fe.kind, f"known front ends: {', '.join(FRONTEND_KINDS)}")
     if fe.kind == "mlperf_mfcc":
-        require((fe.window_ms, fe.stride_ms) == (30, 20) and config.audio.sample_rate == 16000, "frontend.kind",
-                fe.kind, "the MLPerf MFCCs take 30 ms windows every 20 ms of 16 kHz audio (frontend.window_ms, "
-                "frontend.stride_ms, audio.sample_rate)")
-        require(fe.channels == 10, "frontend.channels", fe.channels,
-                "the MLPerf MFCCs are 10 coefficients per frame (kws.frontends.mfcc's tables)")
+        from kws.frontends.mfcc import MfccParams  # light: numpy and ctypes; the C is built only when it runs
+
+        mfcc = MfccParams()
+        window_ms, stride_ms = (1000 * n // mfcc.sample_rate for n in (mfcc.window, mfcc.stride))
+        require((fe.window_ms, fe.stride_ms, config.audio.sample_rate) == (window_ms, stride_ms, mfcc.sample_rate),
+                "frontend.kind", fe.kind, f"the MLPerf MFCCs take {window_ms} ms windows every {stride_ms} ms of "
+                f"{mfcc.sample_rate} Hz audio (frontend.window_ms, frontend.stride_ms, audio.sample_rate)")
+        require(fe.channels == mfcc.coefficients, "frontend.channels", fe.channels,
+                f"the MLPerf MFCCs are {mfcc.coefficients} coefficients per frame (kws.frontends.mfcc's tables)")
     require(0 < fe.stride_ms <= fe.window_ms, "frontend.stride_ms", fe.stride_ms, "must be positive and <= window_ms")
     require(fe.window_ms < config.audio.clip_ms, "frontend.window_ms", fe.window_ms, "must be shorter than the clip")
     require(1 <= fe.channels <= 64, "frontend.channels", fe.channels, "must be 1..64")

@@ -55,8 +55,7 @@ def frontend_ram(config: Config, measurement: dict, source: str, own_measurement
     if config.frontend.kind == "mlperf_mfcc":
         from kws.frontends.mfcc import default_tables
 
-        p = default_tables().params
-        storage = 4 * (p.window + p.fft_length + config.num_slices * (p.mel_bins + 2))
+        storage = 4 * default_tables().params.storage_words(config.num_slices)
         return [{"part": "MLPerf MFCC state (frame, FFT buffer, mel ring)", "bytes": storage, "estimate": False},
                 {"part": f"Q16 MFCC window ({config.num_slices}x{config.frontend.channels})", "bytes": 4 * window,
                  "estimate": False}]

@@ -20,27 +20,21 @@ from kws.config import Config
 
 
 class MfccClipFeatures:
-    """MLPerf MFCCs of whole clips through the board's C (kws.frontends.mfcc), each from a reset front end (as training and
-    CLIP_BEGIN do): int32 in Q16."""
+    """MLPerf MFCCs of whole clips through the board's C (kws.frontends.mfcc), each from a reset front end (as
+    training and CLIP_BEGIN do): int32 in Q16."""
 
     def __init__(self, config: Config) -> None:
         from kws.frontends import mfcc
 
         self.config = config
         self._frontend = mfcc.Mfcc()
-        coefficients = self._frontend.tables.params.coefficients
-        if config.frontend.channels != coefficients:
-            raise ValueError(f"'frontend.channels' = {config.frontend.channels}: the MLPerf MFCCs have {coefficients}")
 
     def raw(self, clip: np.ndarray) -> np.ndarray:
         return self._frontend.clip(clip)
 
-    def raw_many(self, clips: Sequence[np.ndarray]) -> np.ndarray:
-        return np.stack([self._frontend.clip(clip) for clip in clips])
-
 
 def clip_features(config: Config) -> object:
-    """The config's front end over whole clips: `.raw(clip)` and `.raw_many(clips)`."""
+    """The config's front end over whole clips: `.raw(clip)`."""
     if config.frontend.kind == "mlperf_mfcc":
         return MfccClipFeatures(config)
     from kws.frontends.microfrontend import ClipFeatures
@@ -49,9 +43,7 @@ def clip_features(config: Config) -> object:
 
 
 def raw_many(extractor: object, clips: Sequence[np.ndarray]) -> np.ndarray:
-    """Features of a batch of clips, in one call where the front end has one."""
-    if hasattr(extractor, "raw_many"):
-        return extractor.raw_many(clips)
+    """Features of a batch of clips."""
     return np.stack([extractor.raw(clip) for clip in clips])
 
 

@@ -58,6 +58,10 @@ class MfccParams:
         """Frames of one clip: the window's length in frames (49 for MLPerf)."""
         return 1 + (self.clip_samples - self.window) // self.stride
 
+    def storage_words(self, frames: int) -> int:
+        """int32 words of state the C needs for a ring of `frames` frames (KWS_MFCC_STORAGE_WORDS in kws_mfcc.h)."""
+        return self.window + self.fft_length + frames * (self.mel_bins + 2)
+
 
 def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     return 1127.0 * np.log1p(np.asarray(hz, np.float64) / 700.0)
@@ -223,7 +227,7 @@ class Mfcc:
         self._arrays = [np.ascontiguousarray(array.values) for array in arrays.values()]  # kept alive for the C
         self._struct = _Tables(*self.tables.c_scalars().values(), *(array.ctypes.data for array in self._arrays))
         p = self.tables.params
-        words = p.window + p.fft_length + self.frames * (p.mel_bins + 2)  # KWS_MFCC_STORAGE_WORDS
+        words = p.storage_words(self.frames)
         self._storage = np.zeros(words, np.int32)
         self._state = core._state("mfcc")
         if lib.kws_mfcc_init(self._state, ctypes.byref(self._struct), self.frames, self._storage.ctypes.data,
