@@ -53,6 +53,17 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_align(args: argparse.Namespace) -> int:
+    from kws.data import align
+
+    report = align.align_recordings(args.transcripts, args.recordings, args.out, words=tuple(args.words),
+                                    speaker_rule=args.speaker, clip_ms=args.clip_ms, margin_ms=args.margin_ms,
+                                    score_mads=args.score_mads, min_gap_ms=args.min_gap_ms)
+    print(align.format_report(report))
+    print(f"clips in {args.out}; every token and its outcome in {Path(args.out) / 'alignment.csv'}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from kws import config as config_module
     from kws.training.train import train

@@ -2,7 +2,7 @@
 
 A data source is a folder in one of these layouts (detected, never configured):
 - Speech Commands (training archive or official test-set layout; `kws.data.speech_commands`),
-- a folder dataset `<root>/<word>/<clip>` (WAV, FLAC, OGG/Opus or MP3: `kws.data.audio.SUFFIXES`) with optional
+- a folder dataset `<root>/<word>/<clip>` (WAV, FLAC, OGG/Opus, MP3 or SPHERE: `kws.data.audio.SUFFIXES`) with optional
   `train.csv`/`val.csv`/`test.csv` (columns `file` and `class` or `label`) giving its own split, otherwise a
   deterministic speaker-disjoint split from the file-name prefix (`<speaker>_...`, see `speaker_split`). Synthetic
   speech from `kws data synth` is one too.
