@@ -38,7 +38,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     config = config_module.load(args.config)
     words = list(config.keywords.words)
     if config.keywords.unknown and args.unknown_words:
-        words += list(config.keywords.unknown_words or synth.UNKNOWN_WORDS_EN)[: args.unknown_words]
+        words += synth.unknown_words(words, args.unknown_words, config.keywords.unknown_words or synth.UNKNOWN_WORDS_EN)
     common = {"sample_rate": config.audio.sample_rate, "clip_samples": config.clip_samples,
               "seed": config.training.seed, "workers": args.workers}
     if args.engine == "flite":
