@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sys
 from collections import Counter, defaultdict
@@ -64,7 +65,7 @@ class AlignedWord:
     word: str
     start: int
     end: int
-    score: int  # pocketsphinx's acoustic score over its frames (log scale, higher is better)
+    score: float  # log of pocketsphinx's acoustic likelihood over its frames (higher is better)
     phones: int
 
 
@@ -131,21 +132,27 @@ class Aligner:
         # One bit of dither: stretches of digital silence (padded or generated audio) otherwise stall the aligner
         # (a final "six" lost to silence in an espeak-ng sentence, measured).
         dithered = samples.astype(np.int32) + np.random.default_rng(0).integers(-1, 2, len(samples))
-        raw = np.clip(dithered, -32768, 32767).astype(np.int16).tobytes()
         decoder = self._decoder
+        # The word pass alone: pocketsphinx's second, state-level pass (set_alignment) failed on 14% of AN4's
+        # training recordings whose word pass had succeeded (spelled letters), and left the decoder failing after.
+        decoder.set_align_text(" ".join(words))
+        decoder.start_utt()
+        decoder.process_raw(np.clip(dithered, -32768, 32767).astype(np.int16).tobytes(), full_utt=True)
         try:
-            decoder.set_align_text(" ".join(words))  # first pass: the word sequence through the audio
-            self._decode(raw)
-            hypothesis = decoder.hyp()
-            if hypothesis is None or [_base(word) for word in hypothesis.hypstr.split()] != list(words):
-                return None
-            decoder.set_alignment()  # second pass: states, phones and words with their acoustic scores
-            self._decode(raw)
-            # Read each word's phones while the alignment iterates: a word kept past its iterator is freed memory.
-            return [AlignedWord(_base(entry.name), entry.start, entry.start + entry.duration, entry.score,
-                                sum(1 for _ in entry)) for entry in decoder.get_alignment()]
+            decoder.end_utt()
         except RuntimeError:  # "Failed to stop utterance processing": no final state reached
             return None
+        hypothesis = decoder.hyp()
+        if hypothesis is None or [_base(word) for word in hypothesis.hypstr.split()] != list(words):
+            return None
+        aligned = []
+        for segment in decoder.seg():
+            word = _base(segment.word)
+            phones = len(decoder.lookup_word(word).split()) if word in words else 1
+            # `ascore` is the acoustic likelihood (linear); its log over the frames is the per-frame score
+            score = math.log(segment.ascore) if segment.ascore > 0 else -math.inf
+            aligned.append(AlignedWord(word, segment.start_frame, segment.end_frame + 1, score, phones))
+        return aligned
 
     def _decode(self, raw: bytes) -> None:
         self._decoder.start_utt()
