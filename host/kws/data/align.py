@@ -154,11 +154,6 @@ class Aligner:
             aligned.append(AlignedWord(word, segment.start_frame, segment.end_frame + 1, score, phones))
         return aligned
 
-    def _decode(self, raw: bytes) -> None:
-        self._decoder.start_utt()
-        self._decoder.process_raw(raw, full_utt=True)
-        self._decoder.end_utt()
-
 
 def _base(word: str) -> str:
     """A dictionary word without its pronunciation variant: `two(2)` is `two`."""
