@@ -107,12 +107,36 @@ def _slice_by_norm(layers: backbone.Layers, channels: int) -> backbone.Layers:
 
 def test_a_backbone_that_does_not_fit_the_config_is_refused_by_key() -> None:
     path = _write(b"not read: the shapes are checked first")
-    config = _config(model={"backbone": str(path), "stride": [4, 2]})
-    with pytest.raises(backbone.BackboneError, match="model.stride"):
-        backbone.check(config)
-    config = _config(model={"backbone": str(path)}, keywords={"words": ["yes", "banana"]})
-    with pytest.raises(backbone.BackboneError, match="banana"):
-        backbone.check(config)
+    for model, key in [({"stride": [3, 2]}, "model.stride"), ({"blocks": 5}, "model.blocks"),
+                       ({"kernel": [3, 3]}, "model.kernel"), ({"filters": 65}, "model.filters")]:
+        with pytest.raises(backbone.BackboneError, match=key):
+            backbone.check(_config(model={"backbone": str(path), **model}))
+    # every shape the backbone can start: time stride 4, fewer blocks, classes of its own
+    backbone.check(_config(model={"backbone": str(path), "stride": [4, 2], "blocks": 3},
+                           keywords={"words": ["yes", "banana"]}))
+
+
+def test_fewer_blocks_at_time_stride_4_and_new_classes_start_from_the_reference() -> None:
+    layers = _random_layers(16, len(backbone.REFERENCE_LABELS))
+    config = _config(model={"stride": [4, 2], "blocks": 3}, keywords={"words": ["yes", "banana"]})
+    x = _features(200)
+    pruned = backbone.prune(config, layers, x, 8)
+    assert len(pruned.blocks) == 3 and pruned.dense[0].shape == (8, len(backbone.REFERENCE_LABELS))
+    ordered = backbone.in_config_order(config, pruned)
+    assert config.labels == ("silence", "unknown", "yes", "banana")
+    for column, label in [(0, "silence"), (1, "unknown"), (2, "yes")]:  # the reference's own classes keep theirs
+        np.testing.assert_array_equal(ordered.dense[0][:, column],
+                                      pruned.dense[0][:, backbone.REFERENCE_LABELS.index(label)])
+    assert np.std(ordered.dense[0][:, 3]) > 0  # a new class starts random, not dead
+    model = backbone.folded_ds_cnn(config, ordered)
+    assert model.get_layer("conv").output.shape[1] == 13  # 49 time steps at stride 4
+    assert model.predict(x[:4], verbose=0).shape == (4, 4)
+    # the truncated, narrowed network still rebuilds the full one's logits better than chance
+    import tf_keras
+
+    logits = tf_keras.Model(model.input, model.get_layer("classifier").output).predict(x, verbose=0)[:, :3]
+    full = _logits(layers, x)[:, [backbone.REFERENCE_LABELS.index(label) for label in ("silence", "unknown", "yes")]]
+    assert np.corrcoef(logits.ravel(), full.ravel())[0, 1] > 0.3
 
 
 def test_balanced_classes_weigh_the_same_in_total_and_unlabeled_rows_keep_one() -> None:

@@ -183,6 +183,8 @@ def test_train_only_sources_and_unknown_drawn_per_source(folder_dataset, tmp_pat
     assert len(real_unknown) == sum(1 for p in alone.splits["train"].paths if p.parent.name == "other")
     assert len(unknown) - len(real_unknown) == 30
     assert both.summary()["train_only"] == [str(extra)]
+    # and the card says how many speakers say each keyword, per source and split
+    assert both.summary()["keyword_speakers"][str(extra)] == {"alpha": {"train": 30}, "beta": {"train": 30}}
 
 
 def test_room_response_decays_at_its_rt60():

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from kws.data.speech_commands import which_set
-from kws.data.synth import UNKNOWN_WORDS_EN, SynthError, list_voices, synthesize, synthesize_flite
+from kws.data.synth import (
+    UNKNOWN_WORDS_EN,
+    SynthError,
+    list_voices,
+    synthesize,
+    synthesize_flite,
+    unknown_words,
+)
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -92,10 +99,12 @@ def test_unknown_words_are_the_auxiliary_speech_commands_words_and_more():
         "learn", "marvin", "nine", "one", "seven", "sheila", "six", "three", "tree", "two", "visual", "wow", "zero",
     }  # fmt: skip
     commands = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
-    assert len(auxiliary) == 25
-    assert auxiliary <= set(UNKNOWN_WORDS_EN)
-    assert not commands & set(UNKNOWN_WORDS_EN)
-    assert len(set(UNKNOWN_WORDS_EN)) == len(UNKNOWN_WORDS_EN) >= 25 + 30
+    assert set(UNKNOWN_WORDS_EN[:25]) == auxiliary and set(UNKNOWN_WORDS_EN[25:35]) == commands
+    assert len(set(UNKNOWN_WORDS_EN)) == len(UNKNOWN_WORDS_EN) >= 35 + 30
+    # a config's keywords are never rendered as unknown words (numbers: one, two, four, six are auxiliary words)
+    numbers = unknown_words(["one", "two", "four", "six"], 30)
+    assert len(numbers) == 30 and not {"one", "two", "four", "six"} & set(numbers) and {"on", "off"} <= set(numbers)
+    assert unknown_words(["yes"], 2, ["yes", "cat", "dog"]) == ["cat", "dog"]
 
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")

@@ -125,6 +125,25 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--unknown-words", type=int, default=20, metavar="N", help="how many non-keyword words to render")
     synth.add_argument("--workers", type=int, default=2, metavar="N", help="parallel synthesis processes")
     synth.set_defaults(handler=handlers.cmd_data_synth)
+    align = _command(data, "align", "cut one-clip word tokens out of transcribed recordings by forced alignment "
+                                    "(pocketsphinx, US English)")
+    align.add_argument("--transcripts", required=True, metavar="FILE",
+                       help="one utterance a line: '<s> WORDS </s> (UTTERANCE)' (Sphinx, AN4) or 'UTTERANCE WORDS' "
+                            "(Kaldi, LibriSpeech)")
+    align.add_argument("--recordings", required=True, metavar="DIR",
+                       help="folder searched for the recordings, each named <UTTERANCE>.<wav|flac|sph|...>")
+    align.add_argument("--out", required=True, metavar="DIR", help="new folder for <word>/<speaker>_<utterance>_<n>.wav")
+    align.add_argument("--words", nargs="+", default=(), metavar="WORD", help="words to cut (default: every word)")
+    align.add_argument("--speaker", default="folder", choices=["folder", "prefix"],
+                       help="a recording's speaker: its folder's name, or its name up to the first '-' or '_'")
+    align.add_argument("--clip-ms", type=int, default=1000, help="clip length")
+    align.add_argument("--margin-ms", type=int, default=30, help="audio kept either side of the aligned word")
+    align.add_argument("--score-mads", type=float, default=4.0, metavar="K",
+                       help="reject tokens whose acoustic score per frame is K median absolute deviations below "
+                            "their word's median")
+    align.add_argument("--min-gap-ms", type=int, default=0,
+                       help="reject tokens with a neighbour word closer than this (0: connected speech is kept)")
+    align.set_defaults(handler=handlers.cmd_data_align)
 
     train = _command(commands, "train", "train the config's model")
     train.add_argument("--config", required=True, metavar="TOML", help="the problem definition (configs/*.toml)")
@@ -274,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (ConfigError, AudioError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
-        print(f"kws {args.command}: error: {error}", file=sys.stderr)
+        name = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
+        print(f"kws {name}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kws {args.command}: interrupted", file=sys.stderr)

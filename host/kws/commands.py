@@ -38,7 +38,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     config = config_module.load(args.config)
     words = list(config.keywords.words)
     if config.keywords.unknown and args.unknown_words:
-        words += list(config.keywords.unknown_words or synth.UNKNOWN_WORDS_EN)[: args.unknown_words]
+        words += synth.unknown_words(words, args.unknown_words, config.keywords.unknown_words or synth.UNKNOWN_WORDS_EN)
     common = {"sample_rate": config.audio.sample_rate, "clip_samples": config.clip_samples,
               "seed": config.training.seed, "workers": args.workers}
     if args.engine == "flite":
@@ -50,6 +50,17 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
         clips = synth.synthesize(words, Path(args.out), language=args.language, voices=args.voices,
                                  variants=args.variants, **common)
     print(f"{len(clips)} clips of {len(words)} words in {args.out}")
+    return 0
+
+
+def cmd_data_align(args: argparse.Namespace) -> int:
+    from kws.data import align
+
+    report = align.align_recordings(args.transcripts, args.recordings, args.out, words=tuple(args.words),
+                                    speaker_rule=args.speaker, clip_ms=args.clip_ms, margin_ms=args.margin_ms,
+                                    score_mads=args.score_mads, min_gap_ms=args.min_gap_ms)
+    print(align.format_report(report))
+    print(f"clips in {args.out}; every token and its outcome in {Path(args.out) / 'alignment.csv'}")
     return 0
 
 

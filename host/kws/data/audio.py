@@ -1,7 +1,8 @@
 """Audio input and output: everything the pipeline reads or writes as audio goes through here.
 
-Reads PCM WAV and, through `soundfile` (libsndfile), FLAC, OGG (Vorbis, Opus) and MP3: the formats datasets such as
-Common Voice and MSWC come in (`SUFFIXES`; `audio_files` finds them in a folder). Writes WAV.
+Reads PCM WAV and, through `soundfile` (libsndfile), FLAC, OGG (Vorbis, Opus), MP3 and NIST SPHERE: the formats
+datasets such as Common Voice, MSWC and the CMU/LDC corpora (AN4, TIMIT) come in (`SUFFIXES`; `audio_files` finds
+them in a folder). Writes WAV.
 
 Reading converts what can be converted without guessing (other sample rates, stereo, 8/24/32-bit PCM) and refuses
 the rest with an error that names the file and the reason. Nothing is dropped silently: callers that skip a bad
@@ -20,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-# The file names (any case) that are audio; the compressed ones are decoded by libsndfile.
-COMPRESSED_SUFFIXES = (".flac", ".ogg", ".opus", ".mp3")
-SUFFIXES = (".wav", *COMPRESSED_SUFFIXES)
+# The file names (any case) that are audio; all but WAV are decoded by libsndfile (SPHERE: uncompressed PCM only,
+# what libsndfile reads; shorten-compressed SPHERE files are refused by name).
+LIBSNDFILE_SUFFIXES = (".flac", ".ogg", ".opus", ".mp3", ".sph")
+SUFFIXES = (".wav", *LIBSNDFILE_SUFFIXES)
 
 
 class AudioError(ValueError):
@@ -57,7 +59,7 @@ def read_pcm(path: str | Path) -> tuple[np.ndarray, int]:
     """An audio file as mono float samples at its own rate (and the rate): the whole check of a file, without
     converting it."""
     path = Path(path)
-    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+    if path.suffix.lower() in LIBSNDFILE_SUFFIXES:
         return _decode(path)
     try:
         with wave.open(str(path), "rb") as wav:
@@ -77,7 +79,7 @@ def check_audio(path: str | Path) -> None:
     file's size alone: cheap enough for every file of a dataset, where reading them all would not be. A compressed
     file's length is only known by decoding it: its header is checked here, its length when it is read."""
     path = Path(path)
-    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+    if path.suffix.lower() in LIBSNDFILE_SUFFIXES:
         _decode(path, header_only=True)
         return
     try:
@@ -91,8 +93,8 @@ def check_audio(path: str | Path) -> None:
 
 
 def _decode(path: Path, header_only: bool = False) -> tuple[np.ndarray, int]:
-    """A compressed file through libsndfile, as `read_pcm` returns it; refuses a file with no audio frames or fewer
-    than its header promises (cut short)."""
+    """A file libsndfile decodes (`LIBSNDFILE_SUFFIXES`), as `read_pcm` returns it; refuses a file with no audio
+    frames or fewer than its header promises (cut short)."""
     import soundfile
 
     kind = path.suffix[1:].upper()

@@ -2,7 +2,7 @@
 
 A data source is a folder in one of these layouts (detected, never configured):
 - Speech Commands (training archive or official test-set layout; `kws.data.speech_commands`),
-- a folder dataset `<root>/<word>/<clip>` (WAV, FLAC, OGG/Opus or MP3: `kws.data.audio.SUFFIXES`) with optional
+- a folder dataset `<root>/<word>/<clip>` (WAV, FLAC, OGG/Opus, MP3 or SPHERE: `kws.data.audio.SUFFIXES`) with optional
   `train.csv`/`val.csv`/`test.csv` (columns `file` and `class` or `label`) giving its own split, otherwise a
   deterministic speaker-disjoint split from the file-name prefix (`<speaker>_...`, see `speaker_split`). Synthetic
   speech from `kws data synth` is one too.
@@ -129,6 +129,8 @@ class Dataset:
     # one-second windows of the `unlabeled` folders: training examples that only a teacher labels (targets -1)
     unlabeled: Split = field(default_factory=Split)
     unlabeled_sources: list[str] = field(default_factory=list)
+    # per source, keyword and split: how many speakers say it (a keyword's 300 clips of 6 speakers are not 300 of 60)
+    keyword_speakers: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Clip counts per split and class, for logs and the model card."""
@@ -136,7 +138,8 @@ class Dataset:
                   for name, split in self.splits.items()}
         summary = {"sources": self.sources, "train_only": self.train_only, "clips": counts,
                    "skipped": len(self.skipped),
-                   "noise_seconds": round(sum(len(n) for n in self.noise) / self.sample_rate, 1)}
+                   "noise_seconds": round(sum(len(n) for n in self.noise) / self.sample_rate, 1),
+                   "keyword_speakers": self.keyword_speakers}
         if self.unlabeled_sources:
             summary["unlabeled"] = {"sources": self.unlabeled_sources, "clips": len(self.unlabeled.audio)}
         return summary
@@ -202,7 +205,19 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
     if skipped:
         print(f"skipped {len(skipped)} unreadable files:\n  " + "\n  ".join(skipped), file=sys.stderr)
     return Dataset(labels, loaded, noise_audio, skipped, [str(s) for s in sources], config.audio.sample_rate,
-                   [str(s) for s in train_only], unlabeled_split, [str(s) for s in unlabeled])
+                   [str(s) for s in train_only], unlabeled_split, [str(s) for s in unlabeled],
+                   _keyword_speakers(config, indexed))
+
+
+def _keyword_speakers(config: Config, indexed: list[tuple[Path, list[Clip]]]) -> dict[str, dict[str, dict[str, int]]]:
+    speakers: dict[str, dict[str, dict[str, int]]] = {}
+    for source, clips in indexed:
+        for word in config.keywords.words:
+            per_split = {split: len({clip.speaker for clip in clips if clip.word == word and clip.split == split})
+                         for split in SPLITS}
+            if any(per_split.values()):
+                speakers.setdefault(str(source), {})[word] = {split: n for split, n in per_split.items() if n}
+    return speakers
 
 
 def load_unlabeled(config: Config, folders: list[str | Path], skipped: list[str]) -> Split:

@@ -70,6 +70,7 @@ def cache_key(config: Config, sources: list[str | Path], noise: list[str | Path]
     if unlabeled:  # (only then: the keys of caches made before unlabeled speech existed stay valid)
         # "train speakers": unlabeled speech of validation/test speakers is held back (caches from before kept it)
         parts.append([str(Path(source).resolve()) for source in unlabeled] + ["train speakers"])
+    parts.append("keyword speakers")  # the cached data summary counts each keyword's speakers (older ones do not)
     payload = json.dumps(parts)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 

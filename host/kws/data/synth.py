@@ -26,13 +26,14 @@ from kws.common.progress import Progress
 from kws.data.audio import float_to_int16, read_audio, resample, write_wav
 from kws.data.clips import Clip
 
-# The 25 auxiliary words of Speech Commands v0.02 (its 35 words minus the 10 commands yes, no, up, down, left,
-# right, on, off, stop, go), then common short words. Homophones of those commands ("know", "write", "too",
-# "won", "for", "of") are left out on purpose: a sound labelled both as a keyword and as `unknown` is label
-# noise. A config that uses one of these words as a keyword must drop it from its unknown list.
+# The 25 auxiliary words of Speech Commands v0.02, its 10 commands (yes, no, up, down, left, right, on, off, stop,
+# go), then common short words: `unknown_words` takes them in this order, less the config's keywords. Homophones of
+# the commands and digits ("know", "write", "too", "won", "for", "of") are left out on purpose: a sound labelled
+# both as a keyword and as `unknown` is label noise.
 UNKNOWN_WORDS_EN: tuple[str, ...] = (
     "backward", "bed", "bird", "cat", "dog", "eight", "five", "follow", "forward", "four", "happy", "house",
     "learn", "marvin", "nine", "one", "seven", "sheila", "six", "three", "tree", "two", "visual", "wow", "zero",
+    "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
     "apple", "baby", "ball", "big", "black", "blue", "book", "box", "car", "chair", "city", "cold", "day",
     "door", "fish", "friend", "green", "hand", "hello", "home", "hot", "little", "money", "music", "never",
     "night", "paper", "people", "please", "red", "road", "school", "small", "table", "thanks", "time", "today",
@@ -76,6 +77,11 @@ class _Job:
     rate: int  # the sample rate the engine writes
     path: Path
     warp: float = 1.0  # the rendering is played back at warp x its rate
+
+
+def unknown_words(keywords: Sequence[str], count: int, listed: Sequence[str] = UNKNOWN_WORDS_EN) -> list[str]:
+    """The first `count` words of `listed` that are not keywords: the non-keyword words `kws data synth` renders."""
+    return [word for word in listed if word not in keywords][:count]
 
 
 def synthesize(

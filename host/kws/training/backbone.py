@@ -29,6 +29,8 @@ if typing.TYPE_CHECKING:
 # The reference's output order (MLPerf's), by this project's class names.
 REFERENCE_LABELS = ("down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes", "silence", "unknown")
 REFERENCE_SHAPE = {"kernel": (10, 4), "stride": (2, 2), "blocks": 4, "filters": 64}
+# Time stride 4 halves the cost: the first layer's outputs are the reference's at every other time step.
+BACKBONE_STRIDES = ((2, 2), (4, 2))
 
 
 class BackboneError(ConfigError):
@@ -105,10 +107,21 @@ def folded_ds_cnn(config: Config, layers: Layers) -> tf_keras.Model:
 
 
 def in_config_order(config: Config, layers: Layers) -> Layers:
-    """The dense layer's columns reordered from the reference's classes to the config's."""
-    order = [REFERENCE_LABELS.index(TEACHER_LABEL_ALIASES.get(label, label)) for label in config.labels]
+    """The dense layer's columns reordered from the reference's classes to the config's; a class the reference
+    does not have (a digit, a word of another language) gets a new column, random at the scale of the others."""
     weights, bias = layers.dense
-    return Layers(layers.first, layers.blocks, (weights[:, order], bias[order]))
+    rng = np.random.default_rng(config.training.seed)
+    columns, biases = [], []
+    for label in config.labels:
+        name = TEACHER_LABEL_ALIASES.get(label, label)
+        if name in REFERENCE_LABELS:
+            columns.append(weights[:, REFERENCE_LABELS.index(name)])
+            biases.append(bias[REFERENCE_LABELS.index(name)])
+        else:
+            columns.append(rng.standard_normal(len(weights)) * weights.std())
+            biases.append(bias.mean())
+    return Layers(layers.first, layers.blocks, (np.stack(columns, axis=1).astype(np.float32),
+                                                np.asarray(biases, np.float32)))
 
 
 def check(config: Config) -> Path:
@@ -118,32 +131,35 @@ def check(config: Config) -> Path:
     if not path.is_file():
         raise BackboneError(f"'model.backbone' = {m.backbone!r}: no such file ({path})")
     expected = {"model.architecture": ("ds_cnn", m.architecture), "model.kernel": (REFERENCE_SHAPE["kernel"], m.kernel),
-                "model.stride": (REFERENCE_SHAPE["stride"], m.stride), "model.blocks": (REFERENCE_SHAPE["blocks"], m.blocks),
                 "model.head": ("average", m.head), "frontend.kind": ("mlperf_mfcc", config.frontend.kind),
                 "frontend.channels": (10, config.frontend.channels)}
     for key, (want, have) in expected.items():
         if tuple(np.atleast_1d(want)) != tuple(np.atleast_1d(have)):
             raise BackboneError(f"'{key}' = {have!r}: the backbone (MLPerf Tiny reference DS-CNN) needs {want!r}")
+    if tuple(m.stride) not in BACKBONE_STRIDES:
+        raise BackboneError(f"'model.stride' = {m.stride!r}: the backbone's first convolution runs at [2, 2] "
+                            "(or [4, 2]: every other of its time steps)")
+    if not 1 <= m.blocks <= REFERENCE_SHAPE["blocks"]:
+        raise BackboneError(f"'model.blocks' = {m.blocks}: the backbone keeps 1..4 of its blocks")
     if not 1 <= m.filters <= REFERENCE_SHAPE["filters"]:
         raise BackboneError(f"'model.filters' = {m.filters}: a pruned backbone keeps 1..64 of its channels")
-    missing = [label for label in config.labels if TEACHER_LABEL_ALIASES.get(label, label) not in REFERENCE_LABELS]
-    if missing:
-        raise BackboneError(f"'keywords.words': '{missing[0]}' is no class of the backbone ({', '.join(REFERENCE_LABELS)})")
     return path
 
 
 def pretrained(config: Config, x_sample: np.ndarray) -> tf_keras.Model:
-    """The model training starts from: the reference in the config's class order, pruned to `model.filters`
-    channels with `x_sample` (float features, a few thousand training examples) when that is below 64."""
-    layers = in_config_order(config, read_reference(check(config)))
-    if config.model.filters < REFERENCE_SHAPE["filters"]:
+    """The model training starts from: the reference pruned to `model.filters` channels and its first
+    `model.blocks` blocks with `x_sample` (float features, a few thousand training examples) when the config asks
+    for less than the reference, its classes in the config's order."""
+    layers = read_reference(check(config))
+    if config.model.filters < REFERENCE_SHAPE["filters"] or config.model.blocks < REFERENCE_SHAPE["blocks"]:
         layers = prune(config, layers, x_sample, config.model.filters)
-    return folded_ds_cnn(config, layers)
+    return folded_ds_cnn(config, in_config_order(config, layers))
 
 
 def prune(config: Config, layers: Layers, x_sample: np.ndarray, channels: int) -> Layers:
-    """`layers` with every layer's output narrowed to `channels`, chosen and refitted by least squares (see the
-    module's docstring); the full model's pre-activations on `x_sample` are the targets."""
+    """`layers` with every layer's output narrowed to `channels` and only the config's first `model.blocks` blocks,
+    chosen and refitted by least squares (see the module's docstring); the full model's pre-activations on
+    `x_sample` (at the config's stride) are the targets, its logits the dense layer's."""
     import tensorflow as tf
 
     stride = (1, *config.model.stride, 1)
@@ -169,7 +185,7 @@ def prune(config: Config, layers: Layers, x_sample: np.ndarray, channels: int) -
     first_kernel, first_bias = layers.first
     h = first_out(layers.first)
     blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-    for i, (depthwise, depthwise_bias, _, _) in enumerate(layers.blocks):
+    for i, (depthwise, depthwise_bias, _, _) in enumerate(layers.blocks[:config.model.blocks]):
         d = _flat(depthwise_out(h, depthwise, depthwise_bias))
         kept = _choose(d, targets[i], channels)
         if i == 0:
