@@ -122,6 +122,19 @@ def test_the_fit_prefers_settings_within_the_median_delay(config):
     assert calibrate.fit(streams, traces, limited, (1.0,))[0][1.0].slow
 
 
+def test_windows_shorter_than_the_inference_period_are_not_fitted(config):
+    # Every 15 strides (300 ms) a 250 ms window holds one result, which rule 3 never averages: fitted, it met any
+    # false-accept target by detecting nothing (numbers_ar's first 64-channel calibration chose it, FRR 1.0).
+    import dataclasses
+
+    sparse = dataclasses.replace(config, recognizer=dataclasses.replace(config.recognizer, inference_every_strides=15))
+    streams, traces = _scored_half(sparse, 3, {"yes": 230, "no": 150, "confusion": 170})
+    best, per_window, points = calibrate.fit(streams, traces, sparse, (1.0,))
+    assert set(per_window[1.0]) == {350, 500, 750, 1000}
+    assert points == (1 + 1 + 2 + 2) * 3  # a minimum count of 3 needs a window of 2 periods
+    assert best[1.0].keyword.hits > 0
+
+
 def test_a_keyword_heard_where_another_was_said_counts_against_its_threshold(config):
     # "yes" (4 clips a cycle) scores 140; "no" (8 clips) is heard as "yes" at 200 and never as itself. A "yes"
     # threshold under 140 hears every "yes" but reports each "no" as "yes"; counting only misses, the fit took it.

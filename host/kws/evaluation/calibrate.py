@@ -58,7 +58,7 @@ AVERAGE_WINDOWS_MS = (250, 350, 500, 750, 1000)
 SUPPRESSIONS_MS = (1000, 1500, 2000)
 # In a continuous stream the window always holds average_window_ms / period results: the minimum count decides only
 # how soon after a reset (start-up, input change) the recognizer may speak, and a count the window cannot hold
-# would silence it (those grid points are skipped).
+# would silence it (those grid points are skipped, and so are windows shorter than the inference period).
 MINIMUM_COUNTS = (1, 3)
 PRICES = (0.0, *np.geomspace(0.02, 500, 60).tolist(), 1e9)  # misses per false accept, the Lagrangian sweep
 JOINT_TRIES = 6  # candidates replayed jointly per grid point before giving up on meeting the target
@@ -303,6 +303,10 @@ def fit(streams: list[stream_build.Stream], traces: list[streaming.Trace], confi
     per_window: dict[float, dict[int, Fitted]] = {target: {} for target in targets}
     points = 0
     for window in AVERAGE_WINDOWS_MS:
+        if window < period_ms:
+            # The window holds one result at a time: its span is 0, under rule 3's window / 4, so the recognizer
+            # never averages and never speaks (a "setting" with no false accepts and no detections).
+            continue
         for minimum_count in MINIMUM_COUNTS:
             if minimum_count > window // period_ms + 1:
                 continue  # the window never holds that many results: the recognizer would never speak
