@@ -290,14 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     from kws.config import ConfigError
     from kws.data.audio import AudioError
 
+    name = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
     try:
         return args.handler(args)
     except (ConfigError, AudioError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
-        name = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
         print(f"kws {name}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"kws {args.command}: interrupted", file=sys.stderr)
+        print(f"kws {name}: interrupted", file=sys.stderr)
         return 130
 
 

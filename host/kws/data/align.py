@@ -36,13 +36,12 @@ import numpy as np
 from kws.common.progress import Progress
 from kws.data import audio
 
-SAMPLE_RATE = 16000  # the acoustic model's rate, and the clips'
-FRAMES_PER_SECOND = 100  # pocketsphinx's frame rate (10 ms frames)
 MIN_FRAMES_PER_PHONE = 3  # the acoustic model's three-state left-to-right phone HMMs
 FADE_MS = 10
 MIN_TOKENS_FOR_SCORE = 10  # fewer tokens of a word and its median score says too little to judge one by
-REJECTIONS = ("recording missing or unreadable", "alignment failed", "longer than the clip", "clipped audio",
-              "squeezed by the aligner", "too close to a neighbour word", "low alignment score")
+UNALIGNED = ("recording missing or unreadable", "alignment failed")  # rejections with no alignment to score
+REJECTIONS = (*UNALIGNED, "longer than the clip", "clipped audio", "squeezed by the aligner",
+              "too close to a neighbour word", "low alignment score")
 SPEAKER_RULES = ("folder", "prefix")
 _MARKUP = re.compile(r"^(<.*>|\[.*\]|\+\+.*\+\+)$")  # <s>, </s>, <sil>, [noise], ++breath++: not words
 _SPHINX_LINE = re.compile(r"^(?P<text>.*)\((?P<utterance>[^()\s]+)\)\s*$")
@@ -60,7 +59,7 @@ class Transcript:
 
 @dataclass(frozen=True)
 class AlignedWord:
-    """A word (or `<sil>`) of the alignment, in 10 ms frames [start, end)."""
+    """A word (or `<sil>`) of the alignment, in the decoder's frames [start, end)."""
 
     word: str
     start: int
@@ -120,12 +119,15 @@ class Aligner:
             raise AlignError("pocketsphinx is not installed: `pip install pocketsphinx==5.1.1` (in nano-kws' "
                              "dependencies)") from None
         self._decoder = Decoder(lm=None, loglevel="FATAL")
+        # the acoustic model's audio rate (the clips are written at it) and frame rate (alignments count frames)
+        self.sample_rate = int(self._decoder.config["samprate"])
+        self.frames_per_second = int(self._decoder.config["frate"])
 
     def known(self, word: str) -> bool:
         return self._decoder.lookup_word(word) is not None
 
     def align(self, samples: np.ndarray, words: tuple[str, ...]) -> list[AlignedWord] | None:
-        """The words' spans in 16 kHz int16 `samples`, with the silences found between them; None when the decoder
+        """The words' spans in int16 `samples` at `sample_rate`, with the silences found between them; None when the decoder
         finds no path through the words."""
         if not all(self.known(word) for word in words):
             return None
@@ -160,11 +162,12 @@ def _base(word: str) -> str:
     return re.sub(r"\(\d+\)$", "", word)
 
 
-def cut_clip(samples: np.ndarray, start: int, end: int, clip_samples: int, margin: int) -> np.ndarray:
-    """The span [start - margin, end + margin) of `samples`, faded in and out, centred in a clip of silence."""
+def cut_clip(samples: np.ndarray, start: int, end: int, clip_samples: int, margin: int, fade: int) -> np.ndarray:
+    """The span [start - margin, end + margin) of `samples`, faded in and out over `fade` samples, centred in a clip
+    of silence."""
     low, high = max(0, start - margin), min(len(samples), end + margin)
     word = samples[low:high].astype(np.float64)
-    fade = min(SAMPLE_RATE * FADE_MS // 1000, len(word) // 2)
+    fade = min(fade, len(word) // 2)
     ramp = np.sin(0.5 * np.pi * (np.arange(fade) + 0.5) / fade) ** 2
     word[:fade] *= ramp
     word[len(word) - fade:] *= ramp[::-1]
@@ -195,21 +198,24 @@ def align_recordings(transcripts: str | Path, recordings: str | Path, out: str |
     bad = sorted(word for word in chosen if "/" in word or word.startswith((".", "-")))
     if bad:
         raise AlignError(f"{transcripts}: '{bad[0]}' cannot be a folder name for its clips")
-    clip_samples, margin = SAMPLE_RATE * clip_ms // 1000, SAMPLE_RATE * margin_ms // 1000
     aligner = Aligner()
+    cut = _Cut(out, aligner.sample_rate, clip_ms, margin_ms, min_gap_ms)
     tokens: list[Token] = []
     unreadable: list[str] = []
+    out.mkdir(parents=True, exist_ok=True)
     with Progress(len(listed), "aligning", unit="recordings", enabled=progress) as shown:
         for transcript in listed:
-            tokens += _align_one(aligner, transcript, files.get(transcript.utterance), chosen, speaker_rule,
-                                 clip_samples, margin, min_gap_ms, unreadable)
+            tokens += _align_one(aligner, transcript, files.get(transcript.utterance), chosen, speaker_rule, cut,
+                                 unreadable)
             shown.update()
-    _reject_low_scores(tokens, score_mads)
-    _write_clips(tokens, files, out, clip_samples, margin)
+    # The scores of all a word's tokens judge each one: its clip was written in the one pass over the recordings,
+    # and is taken back here when its score is low.
+    for token in _reject_low_scores(tokens, score_mads):
+        (out / token.file).unlink()
+        token.file = ""
     report = _report(tokens, unreadable, {"transcripts": str(transcripts), "recordings": str(recordings),
                                           "clip_ms": clip_ms, "margin_ms": margin_ms, "score_mads": score_mads,
                                           "min_gap_ms": min_gap_ms, "speaker_rule": speaker_rule})
-    out.mkdir(parents=True, exist_ok=True)
     with (out / "alignment.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(asdict(tokens[0])) if tokens else ["word"])
         writer.writeheader()
@@ -250,8 +256,24 @@ def _speaker(path: Path, utterance: str, rule: str) -> str:
     return name.replace("_", "-")  # '_' ends the speaker in a clip's name
 
 
+@dataclass(frozen=True)
+class _Cut:
+    """Where and how tokens become clips."""
+
+    out: Path
+    sample_rate: int
+    clip_ms: int
+    margin_ms: int
+    min_gap_ms: int
+
+    def samples(self, ms: int) -> int:
+        return self.sample_rate * ms // 1000
+
+
 def _align_one(aligner: Aligner, transcript: Transcript, path: Path | None, chosen: set[str], speaker_rule: str,
-               clip_samples: int, margin: int, min_gap_ms: int, unreadable: list[str]) -> list[Token]:
+               cut: _Cut, unreadable: list[str]) -> list[Token]:
+    """The tokens of one recording, judged by everything but their word's score distribution; the clips of those
+    kept so far are written."""
     speaker = _speaker(path or Path(transcript.utterance), transcript.utterance, speaker_rule)
     tokens = [Token(word, transcript.utterance, speaker, position)
               for position, word in enumerate(transcript.words) if word in chosen]
@@ -260,7 +282,7 @@ def _align_one(aligner: Aligner, transcript: Transcript, path: Path | None, chos
     if path is None:
         unreadable.append(f"{transcript.utterance}: no recording of that name")
         return _rejected(tokens, "recording missing or unreadable")
-    samples = audio.read_audio_or_skip(path, SAMPLE_RATE, unreadable)
+    samples = audio.read_audio_or_skip(path, cut.sample_rate, unreadable)
     if samples is None:
         return _rejected(tokens, "recording missing or unreadable")
     aligned = aligner.align(samples, transcript.words)
@@ -269,11 +291,12 @@ def _align_one(aligner: Aligner, transcript: Transcript, path: Path | None, chos
     spoken = [entry for entry in aligned if entry.word in transcript.words]
     if [entry.word for entry in spoken] != list(transcript.words):
         return _rejected(tokens, "alignment failed")
-    step = SAMPLE_RATE // FRAMES_PER_SECOND
+    step = cut.sample_rate // aligner.frames_per_second
+    clip_samples, margin = cut.samples(cut.clip_ms), cut.samples(cut.margin_ms)
     for token in tokens:
         entry = spoken[token.position]
         start, end = entry.start * step, entry.end * step
-        token.start_s, token.end_s = start / SAMPLE_RATE, end / SAMPLE_RATE
+        token.start_s, token.end_s = start / cut.sample_rate, end / cut.sample_rate
         token.score_per_frame = round(entry.score / max(1, entry.end - entry.start), 3)
         gaps = [entry.start - spoken[token.position - 1].end if token.position else None,
                 spoken[token.position + 1].start - entry.end if token.position + 1 < len(spoken) else None]
@@ -283,8 +306,13 @@ def _align_one(aligner: Aligner, transcript: Transcript, path: Path | None, chos
             token.outcome = "clipped audio"
         elif entry.end - entry.start <= MIN_FRAMES_PER_PHONE * entry.phones:
             token.outcome = "squeezed by the aligner"
-        elif any(gap is not None and gap * 1000 // FRAMES_PER_SECOND < min_gap_ms for gap in gaps):
+        elif any(gap is not None and gap * 1000 // aligner.frames_per_second < cut.min_gap_ms for gap in gaps):
             token.outcome = "too close to a neighbour word"
+        else:
+            token.file = f"{token.word}/{speaker}_{transcript.utterance.replace('_', '-')}_{token.position}.wav"
+            (cut.out / token.word).mkdir(exist_ok=True)
+            clip = cut_clip(samples, start, end, clip_samples, margin, cut.samples(FADE_MS))
+            audio.write_wav(cut.out / token.file, clip, cut.sample_rate)
     return tokens
 
 
@@ -294,11 +322,13 @@ def _rejected(tokens: list[Token], reason: str) -> list[Token]:
     return tokens
 
 
-def _reject_low_scores(tokens: list[Token], score_mads: float) -> None:
+def _reject_low_scores(tokens: list[Token], score_mads: float) -> list[Token]:
+    """Marks the kept tokens whose score per frame is low for their word, and returns them."""
     aligned = defaultdict(list)
     for token in tokens:
-        if token.outcome not in REJECTIONS[:2]:
+        if token.outcome not in UNALIGNED:
             aligned[token.word].append(token)
+    rejected = []
     for word_tokens in aligned.values():
         if len(word_tokens) < MIN_TOKENS_FOR_SCORE:
             continue
@@ -308,26 +338,16 @@ def _reject_low_scores(tokens: list[Token], score_mads: float) -> None:
         for token in word_tokens:
             if token.outcome == "kept" and token.score_per_frame < floor:
                 token.outcome = "low alignment score"
-
-
-def _write_clips(tokens: list[Token], files: dict[str, Path], out: Path, clip_samples: int, margin: int) -> None:
-    by_utterance = defaultdict(list)
-    for token in tokens:
-        if token.outcome == "kept":
-            by_utterance[token.utterance].append(token)
-    for utterance, kept in by_utterance.items():
-        samples = audio.read_audio(files[utterance], SAMPLE_RATE)
-        for token in kept:
-            start, end = round(token.start_s * SAMPLE_RATE), round(token.end_s * SAMPLE_RATE)
-            token.file = f"{token.word}/{token.speaker}_{utterance.replace('_', '-')}_{token.position}.wav"
-            (out / token.word).mkdir(parents=True, exist_ok=True)
-            audio.write_wav(out / token.file, cut_clip(samples, start, end, clip_samples, margin), SAMPLE_RATE)
+                rejected.append(token)
+    return rejected
 
 
 def _report(tokens: list[Token], unreadable: list[str], settings: dict) -> dict:
+    by_word: dict[str, list[Token]] = defaultdict(list)
+    for token in tokens:
+        by_word[token.word].append(token)
     words = {}
-    for word in sorted({token.word for token in tokens}):
-        of_word = [token for token in tokens if token.word == word]
+    for word, of_word in sorted(by_word.items()):
         rejected = Counter(token.outcome for token in of_word if token.outcome != "kept")
         words[word] = {"found": len(of_word), "kept": len(of_word) - sum(rejected.values()),
                        "rejected": {reason: rejected[reason] for reason in REJECTIONS if rejected[reason]},

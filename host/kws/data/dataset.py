@@ -21,7 +21,7 @@ import csv
 import hashlib
 import sys
 import zlib
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -212,11 +212,14 @@ def load(config: Config, sources: list[str | Path], noise: list[str | Path] = ()
 def _keyword_speakers(config: Config, indexed: list[tuple[Path, list[Clip]]]) -> dict[str, dict[str, dict[str, int]]]:
     speakers: dict[str, dict[str, dict[str, int]]] = {}
     for source, clips in indexed:
+        said: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for clip in clips:
+            if clip.word in config.keywords.words:
+                said[clip.word, clip.split].add(clip.speaker)
         for word in config.keywords.words:
-            per_split = {split: len({clip.speaker for clip in clips if clip.word == word and clip.split == split})
-                         for split in SPLITS}
-            if any(per_split.values()):
-                speakers.setdefault(str(source), {})[word] = {split: n for split, n in per_split.items() if n}
+            per_split = {split: len(said[word, split]) for split in SPLITS if said[word, split]}
+            if per_split:
+                speakers.setdefault(str(source), {})[word] = per_split
     return speakers
 
 
