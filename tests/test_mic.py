@@ -53,9 +53,11 @@ def test_a_word_played_into_the_microphone_is_detected(pulse, tiny_model, synth_
             deadline = time.monotonic() + 30
             while board.mode != "host" and time.monotonic() < deadline:
                 time.sleep(0.05)
-            time.sleep(1.0)  # the capture stream is running once the board has been taken over
+            # The capture is running once the board has processed a second of its audio (a fixed wait was not
+            # always enough: on a loaded machine the word played before the capture stream started).
+            _wait_for_strides(board, 50, deadline)
             subprocess.run(["paplay", "--device=kwsmic", str(wav)], env=pulse, check=True, timeout=30)
-            time.sleep(2.0)
+            _wait_for_strides(board, 100, deadline)  # the word's last second and the recognizer's window
         finally:
             streaming.send_signal(signal.SIGINT)
             out, err = streaming.communicate(timeout=30)
@@ -64,6 +66,12 @@ def test_a_word_played_into_the_microphone_is_detected(pulse, tiny_model, synth_
     count, labels = out.strip().splitlines()[-1].split(" detections: ")
     assert "yes" in labels.split(", "), out + err
     assert "mic level: rms" in out  # the meter's first 5 s period ended while the word played
+
+
+def _wait_for_strides(board: VirtualBoard, strides: int, deadline: float) -> None:
+    start = board.steps
+    while board.steps < start + strides and time.monotonic() < deadline + 30:
+        time.sleep(0.05)
 
 
 def test_the_level_meter_reports_each_period_and_warns_of_clipping():
