@@ -1174,6 +1174,149 @@ static void test_mfcc_quantize(void) {
   }
 }
 
+/* ---------------- Bluetooth LE values ---------------- */
+
+static void test_ble_detection_known_bytes(void) {
+  /* The layout of docs/ble.md, byte for byte: a change breaks every host. */
+  const kws_ble_detection d = {0x0102, 3, 200, 0x11223344u, 70000u,
+                               0x0A0B0C0Du, 0x01020304u};
+  const uint8_t expected[KWS_BLE_DETECTION_SIZE] = {
+      1,    3,    0x02, 0x01, 0x44, 0x33, 0x22, 0x11, 200, 0xFF,
+      0xFF, 0x0D, 0x0C, 0x0B, 0x0A, 0x04, 0x03, 0x02, 0x01};
+  uint8_t out[32];
+  kws_ble_detection back;
+  CHECK_EQ(kws_ble_encode_detection(&d, out, KWS_BLE_DETECTION_SIZE - 1), 0);
+  CHECK_EQ(kws_ble_encode_detection(&d, out, sizeof(out)),
+           KWS_BLE_DETECTION_SIZE);
+  CHECK(memcmp(out, expected, sizeof(expected)) == 0);
+  CHECK_EQ(kws_ble_decode_detection(out, KWS_BLE_DETECTION_SIZE, 4, &back),
+           KWS_BLE_OK);
+  CHECK_EQ(back.seq, 0x0102);
+  CHECK_EQ(back.label, 3);
+  CHECK_EQ(back.score, 200);
+  CHECK_EQ(back.t_ms, 0x11223344u);
+  CHECK_EQ(back.fe_us, 0xFFFF); /* saturated, not wrapped */
+  CHECK_EQ(back.inf_us, 0x0A0B0C0Du);
+  CHECK_EQ(back.step_us, 0x01020304u);
+}
+
+static void test_ble_detection_rejects(void) {
+  const kws_ble_detection d = {7, 3, 9, 1, 2, 3, 4};
+  uint8_t out[KWS_BLE_DETECTION_SIZE + 1];
+  kws_ble_detection back;
+  kws_ble_encode_detection(&d, out, sizeof(out));
+  CHECK_EQ(kws_ble_decode_detection(out, KWS_BLE_DETECTION_SIZE, 3, &back),
+           KWS_BLE_ERR_LABEL);
+  CHECK_EQ(kws_ble_decode_detection(out, KWS_BLE_DETECTION_SIZE - 1, 4, &back),
+           KWS_BLE_ERR_LENGTH);
+  CHECK_EQ(kws_ble_decode_detection(out, KWS_BLE_DETECTION_SIZE + 1, 4, &back),
+           KWS_BLE_ERR_LENGTH);
+  CHECK_EQ(kws_ble_decode_detection(out, 0, 4, &back), KWS_BLE_ERR_LENGTH);
+  out[0] = 2;
+  CHECK_EQ(kws_ble_decode_detection(out, KWS_BLE_DETECTION_SIZE, 4, &back),
+           KWS_BLE_ERR_FORMAT);
+}
+
+static void test_ble_stats_round_trip(void) {
+  kws_ble_stats s, back;
+  uint8_t out[KWS_BLE_STATS_SIZE];
+  memset(&s, 0, sizeof(s));
+  memset(&back, 0xAA, sizeof(back));
+  s.mode = 1;
+  s.t_ms = 1;
+  s.steps = 2;
+  s.fe_us_avg = 3;
+  s.fe_us_max = 4;
+  s.inf_us_avg = 5;
+  s.inf_us_max = 6;
+  s.overruns = 7;
+  s.bad_frames = 8;
+  s.lines_dropped = 9;
+  s.free_ram = KWS_BLE_NOT_AVAILABLE;
+  s.ble_notified = 11;
+  s.ble_dropped = 12;
+  s.ble_connections = 0x0D0E0F10u;
+  CHECK_EQ(kws_ble_encode_stats(&s, out, sizeof(out) - 1), 0);
+  CHECK_EQ(kws_ble_encode_stats(&s, out, sizeof(out)), KWS_BLE_STATS_SIZE);
+  CHECK_EQ(out[0], KWS_BLE_FORMAT);
+  CHECK_EQ(out[1], 1);
+  CHECK_EQ(out[2], 1); /* t_ms first */
+  CHECK_EQ(out[KWS_BLE_STATS_SIZE - 4], 0x10); /* ble_connections last, LE */
+  CHECK_EQ(out[KWS_BLE_STATS_SIZE - 1], 0x0D);
+  CHECK_EQ(kws_ble_decode_stats(out, sizeof(out), &back), KWS_BLE_OK);
+  CHECK_EQ(back.mode, 1); /* apart: padding follows it */
+  CHECK(memcmp(&s.t_ms, &back.t_ms,
+               sizeof(s) - offsetof(kws_ble_stats, t_ms)) == 0);
+  CHECK_EQ(kws_ble_decode_stats(out, sizeof(out) - 1, &back),
+           KWS_BLE_ERR_LENGTH);
+  out[0] = 0;
+  CHECK_EQ(kws_ble_decode_stats(out, sizeof(out), &back), KWS_BLE_ERR_FORMAT);
+}
+
+static void test_ble_counters_and_sequence(void) {
+  kws_ble_counters c;
+  kws_ble_sequence host;
+  kws_ble_detection d;
+  uint8_t out[KWS_BLE_DETECTION_SIZE];
+  int i;
+  kws_ble_counters_init(&c);
+  kws_ble_sequence_init(&host);
+  for (i = 0; i < 5; ++i) {
+    CHECK_EQ(kws_ble_next_detection(&c, 1, 2, 3, 4, 5, 6, out, sizeof(out)),
+             KWS_BLE_DETECTION_SIZE);
+    kws_ble_count_sent(&c, i != 2 && i != 3); /* two lost on the way */
+    if (i == 2 || i == 3) continue;
+    CHECK_EQ(kws_ble_decode_detection(out, sizeof(out), 2, &d), KWS_BLE_OK);
+    CHECK_EQ(d.seq, i);
+    CHECK_EQ(kws_ble_sequence_note(&host, d.seq), i == 4 ? 2 : 0);
+  }
+  CHECK_EQ(c.notified, 3);
+  CHECK_EQ(c.dropped, 2);
+  CHECK_EQ(host.missed, 2);
+  CHECK_EQ(kws_ble_sequence_note(&host, 4), 0); /* a repeat: no gap */
+  CHECK_EQ(host.missed, 2);
+  /* across the wrap */
+  kws_ble_sequence_init(&host);
+  CHECK_EQ(kws_ble_sequence_note(&host, 65534), 0);
+  CHECK_EQ(kws_ble_sequence_note(&host, 1), 2);
+  CHECK_EQ(host.missed, 2);
+}
+
+static void test_ble_decoders_survive_garbage(void) {
+  /* Deterministic fuzz (also under QEMU): random lengths and bytes, and
+   * single-byte mutations of good values, never crash (ASan/UBSan on the host)
+   * and decode only values of the right size and format. */
+  uint32_t state = 12345u;
+  uint8_t buf[KWS_BLE_STATS_SIZE + 8];
+  kws_ble_detection d;
+  kws_ble_stats s;
+  int round, accepted = 0;
+  for (round = 0; round < 20000; ++round) {
+    size_t n, i;
+    kws_ble_status st_d, st_s;
+    state = state * 1664525u + 1013904223u;
+    n = (state >> 24) % sizeof(buf);
+    if (round % 4 == 0) n = KWS_BLE_DETECTION_SIZE;
+    if (round % 4 == 1) n = KWS_BLE_STATS_SIZE;
+    for (i = 0; i < n; ++i) {
+      state = state * 1664525u + 1013904223u;
+      buf[i] = (uint8_t)(state >> 24);
+    }
+    if (round % 2 == 0 && n > 0) buf[0] = KWS_BLE_FORMAT;
+    st_d = kws_ble_decode_detection(buf, n, 12, &d);
+    st_s = kws_ble_decode_stats(buf, n, &s);
+    if (st_d == KWS_BLE_OK) {
+      ++accepted;
+      CHECK(n == KWS_BLE_DETECTION_SIZE && buf[0] == KWS_BLE_FORMAT);
+      CHECK(d.label < 12);
+    }
+    if (st_s == KWS_BLE_OK) {
+      CHECK(n == KWS_BLE_STATS_SIZE && buf[0] == KWS_BLE_FORMAT);
+    }
+  }
+  CHECK(accepted > 0); /* the fuzz reached the accepting path */
+}
+
 int main(void) {
   test_ring_init_rejects_bad_capacity();
   test_ring_empty_and_full();
@@ -1224,6 +1367,11 @@ int main(void) {
   test_mfcc_scale_invariance();
   test_mfcc_negative_clip();
   test_mfcc_quantize();
+  test_ble_detection_known_bytes();
+  test_ble_detection_rejects();
+  test_ble_stats_round_trip();
+  test_ble_counters_and_sequence();
+  test_ble_decoders_survive_garbage();
   printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;
 }

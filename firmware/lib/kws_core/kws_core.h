@@ -4,6 +4,7 @@
 #ifndef KWS_CORE_H_
 #define KWS_CORE_H_
 
+#include "kws_ble.h"
 #include "kws_clock.h"
 #include "kws_features.h"
 #include "kws_mfcc.h"
