@@ -32,6 +32,17 @@ extern "C" {
  * "nano-kws 46b4fb6c", so a host finds the board running a given model. */
 #define KWS_BLE_NAME_PREFIX "nano-kws "
 
+/* The radio's schedule. The board advertises every
+ * KWS_BLE_ADVERTISING_INTERVAL_MS while no central is connected, and asks
+ * the central for a connection interval in [MIN, MAX]; the central decides
+ * (phones and BlueZ often grant 30-50 ms). A detection waits for the next
+ * connection event: up to one interval more latency (docs/energy.md).
+ * Multiples of 5 ms, so both convert exactly to the 0.625 ms and 1.25 ms
+ * units the Bluetooth Core specification counts in. */
+#define KWS_BLE_ADVERTISING_INTERVAL_MS 100
+#define KWS_BLE_CONNECTION_INTERVAL_MIN_MS 50
+#define KWS_BLE_CONNECTION_INTERVAL_MAX_MS 100
+
 /* The info characteristic holds a HELLO line (kws_protocol.h). */
 #define KWS_BLE_INFO_MAX 512u
 
