@@ -42,6 +42,20 @@ const size_t kws_py_sizeof_mfcc = sizeof(kws_mfcc);
 const size_t kws_py_sizeof_mfcc_tables = sizeof(kws_mfcc_tables);
 const int kws_py_max_labels = KWS_RECOGNIZER_MAX_LABELS;
 const int kws_py_line_max = KWS_LINE_MAX;
+const size_t kws_py_sizeof_ble_detection = sizeof(kws_ble_detection);
+const size_t kws_py_sizeof_ble_stats = sizeof(kws_ble_stats);
+const size_t kws_py_sizeof_ble_counters = sizeof(kws_ble_counters);
+const size_t kws_py_sizeof_ble_sequence = sizeof(kws_ble_sequence);
+const char* const kws_py_ble_service_uuid = KWS_BLE_SERVICE_UUID;
+const char* const kws_py_ble_detection_uuid = KWS_BLE_DETECTION_UUID;
+const char* const kws_py_ble_info_uuid = KWS_BLE_INFO_UUID;
+const char* const kws_py_ble_stats_uuid = KWS_BLE_STATS_UUID;
+const char* const kws_py_ble_name_prefix = KWS_BLE_NAME_PREFIX;
+const int kws_py_ble_format = KWS_BLE_FORMAT;
+const int kws_py_ble_info_max = KWS_BLE_INFO_MAX;
+const int kws_py_ble_advertising_interval_ms = KWS_BLE_ADVERTISING_INTERVAL_MS;
+const int kws_py_ble_connection_interval_min_ms = KWS_BLE_CONNECTION_INTERVAL_MIN_MS;
+const int kws_py_ble_connection_interval_max_ms = KWS_BLE_CONNECTION_INTERVAL_MAX_MS;
 """
 
 
@@ -104,12 +118,39 @@ class _Frame(ctypes.Structure):
                 ("payload", ctypes.POINTER(ctypes.c_uint8))]
 
 
+class _BleDetection(ctypes.Structure):
+    _fields_ = [("seq", ctypes.c_uint16), ("label", ctypes.c_uint8), ("score", ctypes.c_uint8),
+                ("t_ms", ctypes.c_uint32), ("fe_us", ctypes.c_uint32), ("inf_us", ctypes.c_uint32),
+                ("step_us", ctypes.c_uint32)]
+
+
+# The STATS line's keys, in kws_ble_stats' order after `mode`.
+BLE_STATS_KEYS = ("t_ms", "steps", "fe_us_avg", "fe_us_max", "inf_us_avg", "inf_us_max", "overruns", "bad_frames",
+                  "lines_dropped", "free_ram", "ble_notified", "ble_dropped", "ble_connections")
+
+
+class _BleStats(ctypes.Structure):
+    _fields_ = [("mode", ctypes.c_uint8), *((key, ctypes.c_uint32) for key in BLE_STATS_KEYS)]
+
+
+class _BleCounters(ctypes.Structure):
+    _fields_ = [("next_seq", ctypes.c_uint16), ("notified", ctypes.c_uint32), ("dropped", ctypes.c_uint32),
+                ("connections", ctypes.c_uint32)]
+
+
+class _BleSequence(ctypes.Structure):
+    _fields_ = [("started", ctypes.c_int), ("next", ctypes.c_uint16), ("missed", ctypes.c_uint32)]
+
+
 def _constant(lib: ctypes.CDLL, name: str, ctype: type) -> int:
     return ctype.in_dll(lib, name).value
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    for mirror, name in ((_RecognizerConfig, "recognizer_config"), (_Recognition, "recognition"), (_Frame, "frame")):
+    mirrors = ((_RecognizerConfig, "recognizer_config"), (_Recognition, "recognition"), (_Frame, "frame"),
+               (_BleDetection, "ble_detection"), (_BleStats, "ble_stats"), (_BleCounters, "ble_counters"),
+               (_BleSequence, "ble_sequence"))
+    for mirror, name in mirrors:
         c_size = _constant(lib, f"kws_py_sizeof_{name}", ctypes.c_size_t)
         if ctypes.sizeof(mirror) != c_size:
             raise CoreBuildError(f"kws_{name} is {c_size} bytes in C but {ctypes.sizeof(mirror)} in kws/core.py: "
@@ -140,6 +181,16 @@ def _declare(lib: ctypes.CDLL) -> None:
         "kws_mfcc_full": (ctypes.c_int, [p]),
         "kws_mfcc_window": (None, [p, p]),
         "kws_mfcc_quantize": (ctypes.c_int, [p, p, sz, i32, i32, i32]),
+        "kws_ble_encode_detection": (sz, [ctypes.POINTER(_BleDetection), p, sz]),
+        "kws_ble_decode_detection": (ctypes.c_int, [p, sz, u32, ctypes.POINTER(_BleDetection)]),
+        "kws_ble_encode_stats": (sz, [ctypes.POINTER(_BleStats), p, sz]),
+        "kws_ble_decode_stats": (ctypes.c_int, [p, sz, ctypes.POINTER(_BleStats)]),
+        "kws_ble_counters_init": (None, [ctypes.POINTER(_BleCounters)]),
+        "kws_ble_next_detection": (sz, [ctypes.POINTER(_BleCounters), ctypes.c_uint8, ctypes.c_uint8, u32, u32, u32,
+                                        u32, p, sz]),
+        "kws_ble_count_sent": (None, [ctypes.POINTER(_BleCounters), ctypes.c_int]),
+        "kws_ble_sequence_init": (None, [ctypes.POINTER(_BleSequence)]),
+        "kws_ble_sequence_note": (u32, [ctypes.POINTER(_BleSequence), ctypes.c_uint16]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -427,3 +478,132 @@ def format_line(tag: str, fields: Mapping[str, object], capacity: int | None = N
         else:
             raise TypeError(f"{key}: cannot format a {type(value).__name__}")
     return builder.end()
+
+
+# ---- Bluetooth LE values (kws_ble.h) ----
+
+@dataclass(frozen=True)
+class BleIds:
+    """The GATT service's identifiers and the radio schedule, as kws_ble.h defines them for the firmware."""
+
+    service: str
+    detection: str
+    info: str
+    stats: str
+    name_prefix: str
+    format: int
+    info_max: int
+    advertising_interval_ms: int
+    connection_interval_min_ms: int
+    connection_interval_max_ms: int
+
+
+@lru_cache(maxsize=1)
+def ble_ids() -> BleIds:
+    lib = library()
+
+    def text(name: str) -> str:
+        return ctypes.c_char_p.in_dll(lib, f"kws_py_ble_{name}").value.decode()
+
+    def number(name: str) -> int:
+        return _constant(lib, f"kws_py_ble_{name}", ctypes.c_int)
+
+    return BleIds(text("service_uuid"), text("detection_uuid"), text("info_uuid"), text("stats_uuid"),
+                  text("name_prefix"), number("format"), number("info_max"), number("advertising_interval_ms"),
+                  number("connection_interval_min_ms"), number("connection_interval_max_ms"))
+
+
+class BleValueError(ValueError):
+    """A characteristic value the decoder rejected; `kind` is "length", "format" or "label"."""
+
+    def __init__(self, kind: str, what: str, data: bytes) -> None:
+        super().__init__(f"bad {what} value ({kind}): {data.hex(' ') or 'empty'}")
+        self.kind = kind
+
+
+_BLE_ERRORS = {1: "length", 2: "format", 3: "label"}
+
+
+@dataclass(frozen=True)
+class BleDetection:
+    seq: int
+    label_index: int
+    score: int
+    t_ms: int
+    fe_us: int
+    inf_us: int
+    step_us: int
+
+
+def decode_ble_detection(data: bytes, num_labels: int) -> BleDetection:
+    """A detection notification, decoded by the C the host shares with the board; BleValueError if malformed."""
+    value = _BleDetection()
+    status = library().kws_ble_decode_detection(bytes(data), len(data), num_labels, ctypes.byref(value))
+    if status:
+        raise BleValueError(_BLE_ERRORS[status], "detection", bytes(data))
+    return BleDetection(value.seq, value.label, value.score, value.t_ms, value.fe_us, value.inf_us, value.step_us)
+
+
+def decode_ble_stats(data: bytes) -> dict[str, int | str]:
+    """The stats characteristic as the STATS line's fields (and the radio's); BleValueError if malformed."""
+    value = _BleStats()
+    status = library().kws_ble_decode_stats(bytes(data), len(data), ctypes.byref(value))
+    if status:
+        raise BleValueError(_BLE_ERRORS[status], "stats", bytes(data))
+    fields: dict[str, int | str] = {key: getattr(value, key) for key in BLE_STATS_KEYS}
+    if fields["free_ram"] == 0xFFFFFFFF:
+        fields["free_ram"] = "na"
+    fields["mode"] = "host" if value.mode else "mic"
+    return fields
+
+
+def encode_ble_stats(fields: Mapping[str, object]) -> bytes:
+    """The stats characteristic's value from STATS fields plus ble_notified/ble_dropped/ble_connections."""
+    value = _BleStats(mode=int(fields["mode"] == "host"))
+    for key in BLE_STATS_KEYS:
+        setattr(value, key, 0xFFFFFFFF if fields[key] == "na" else int(fields[key]))
+    out = ctypes.create_string_buffer(64)
+    size = library().kws_ble_encode_stats(ctypes.byref(value), out, len(out))
+    return out.raw[:size]
+
+
+class BleCounters:
+    """The board's side: every detection takes a sequence number; it is sent or dropped and counted."""
+
+    def __init__(self) -> None:
+        self._state = _BleCounters()
+        library().kws_ble_counters_init(ctypes.byref(self._state))
+
+    def next_detection(self, label_index: int, score: int, t_ms: int, fe_us: int, inf_us: int,
+                       step_us: int) -> bytes:
+        out = ctypes.create_string_buffer(32)
+        size = library().kws_ble_next_detection(ctypes.byref(self._state), label_index, score, t_ms & 0xFFFFFFFF,
+                                                fe_us, inf_us, step_us, out, len(out))
+        return out.raw[:size]
+
+    def count_sent(self, sent: bool) -> None:
+        library().kws_ble_count_sent(ctypes.byref(self._state), int(sent))
+
+    def connected(self) -> None:
+        self._state.connections += 1
+
+    def fields(self) -> dict[str, int]:
+        """ble_notified, ble_dropped, ble_connections: the stats value's radio counters."""
+        return {"ble_notified": self._state.notified, "ble_dropped": self._state.dropped,
+                "ble_connections": self._state.connections}
+
+
+class BleSequence:
+    """The host's side: gaps in the detections' sequence numbers (notifications the board dropped or lost)."""
+
+    def __init__(self) -> None:
+        self._state = _BleSequence()
+        library().kws_ble_sequence_init(ctypes.byref(self._state))
+
+    def note(self, seq: int) -> int:
+        """How many detections were skipped just before this one."""
+        return library().kws_ble_sequence_note(ctypes.byref(self._state), seq)
+
+    @property
+    def missed(self) -> int:
+        return self._state.missed
