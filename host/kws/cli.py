@@ -12,7 +12,7 @@ import textwrap
 from kws import __version__
 from kws import commands as handlers
 from kws.board.firmware import board_build_flags
-from kws.common.defaults import MIN_STREAM_MINUTES, SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
+from kws.common.defaults import MIN_STREAM_MINUTES, SIM_BLE_HCI, SPREAD, ZERO_EVENT_BOUND, minutes_to_resolve
 from kws.common.paths import DEFAULT_MODEL, REPO_ROOT, TFLM_LIBRARY, portable
 from kws.data.clips import DEFAULT_SCORING_SPLIT, SPLIT_CHOICES
 
@@ -219,11 +219,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--virtual-ppk2", action="store_true",
                      help="also a virtual PPK2 whose current trace and marker channels follow the board's stages "
                           "(try kws bench --power ppk2:PATH without hardware)")
+    sim.add_argument("--ble", nargs="?", const=SIM_BLE_HCI, metavar="HCI_TRANSPORT",
+                     help="also the board's Bluetooth LE service on a virtual radio whose host adapter speaks HCI "
+                          f"on this bumble transport (default {SIM_BLE_HCI}; pty:PATH for btattach); "
+                          "kill -USR1 drops the connection")
     sim.set_defaults(handler=handlers.cmd_sim)
 
     port_help = "serial port (none given: the Arduino found by USB vendor id)"
     monitor = _command(commands, "monitor", "print a board's detections and latency live")
-    monitor.add_argument("--port", help=port_help)
+    link = monitor.add_mutually_exclusive_group()
+    link.add_argument("--port", help=port_help)
+    link.add_argument("--ble", nargs="?", const="", metavar="NAME|ADDRESS",
+                      help="over Bluetooth LE instead: the board with this name ('nano-kws <model id>' or the id "
+                           "alone) or address; none given: the first board advertising the nano-kws service")
+    monitor.add_argument("--hci", metavar="TRANSPORT",
+                         help="with --ble: a bumble HCI transport instead of the system's Bluetooth (tcp-client:"
+                              "127.0.0.1:PORT for kws sim --ble, usb:0 for a dongle)")
     monitor.add_argument("--log", metavar="FILE", help="append one JSON object per detection")
     monitor.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (none given: Ctrl-C)")
     monitor.set_defaults(handler=handlers.cmd_monitor)

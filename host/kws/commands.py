@@ -185,13 +185,16 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def cmd_sim(args: argparse.Namespace) -> int:
     from kws.board.sim import run
 
-    return run(args.model, args.audio, args.mic, args.link, args.backend, args.virtual_ppk2)
+    return run(args.model, args.audio, args.mic, args.link, args.backend, args.virtual_ppk2, args.ble)
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from kws.device.monitor import run
 
-    return run(args.port, args.log, args.duration)
+    if args.hci and args.ble is None:
+        print("kws monitor: error: --hci needs --ble", file=sys.stderr)
+        return 2
+    return run(args.port, args.log, args.duration, ble=args.ble, hci=args.hci)
 
 
 def cmd_stream(args: argparse.Namespace) -> int:

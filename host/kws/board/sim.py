@@ -68,7 +68,7 @@ class VirtualBoard:
                  microphone: object | None = None, link: str | Path | None = None,
                  hello_interval_s: float = HELLO_INTERVAL_S, host_timeout_s: float = HOST_TIMEOUT_S,
                  stats_interval_s: float = STATS_INTERVAL_S, protocol_version: int = PROTOCOL_VERSION,
-                 stage_listener: Callable[[str], None] | None = None) -> None:
+                 stage_listener: Callable[[str], None] | None = None, ble_hci: str | None = None) -> None:
         self.model_dir = model_dir if isinstance(model_dir, ModelDir) else ModelDir(model_dir)
         config = self.config = self.model_dir.config
         # stage_listener: told of each front-end stride and inference, where the firmware raises its marker pins
@@ -104,6 +104,12 @@ class VirtualBoard:
         self.steps = self.bad_frames = self.overruns = 0
         self._fe: list[int] = []  # front-end and inference times since the last STATS
         self._inf: list[int] = []
+        # Bluetooth LE (`kws sim --ble`): the board's GATT service on a virtual radio, its host adapter on ble_hci.
+        self.ble = None
+        if ble_hci is not None:
+            from kws.board.ble_peripheral import BlePeripheral
+
+            self.ble = BlePeripheral(self.model_id, len(self.labels), ble_hci)
 
     # ---- life cycle ----
 
@@ -118,6 +124,9 @@ class VirtualBoard:
         self._audio_start, self._audio_samples = now, 0
         if self._microphone is not None:
             self._microphone.start()
+        if self.ble is not None:
+            self.ble.start()
+            self.ble.set_info(self._hello_fields())
         self._thread = threading.Thread(target=self._run, name="virtual-board", daemon=True)
         self._thread.start()
         return self.path
@@ -129,6 +138,8 @@ class VirtualBoard:
             self._thread.join(timeout=5)
         if self._microphone is not None:
             self._microphone.stop()
+        if self.ble is not None:
+            self.ble.stop()
         self._close_pty()
         if self.link and self.link.is_symlink() and os.readlink(self.link) == self.path:
             self.link.unlink()
@@ -286,6 +297,9 @@ class VirtualBoard:
                 self._send("DET", {"t_ms": step.time_ms, "label": self.labels[index], "idx": index,
                                    "score": step.detection.score, "fe_us": step.fe_us, "inf_us": step.inf_us,
                                    "step_us": step.step_us, "est_m4_us": self.est_m4_us})
+                if self.ble is not None:  # as the firmware's responder: serial line and notification together
+                    self.ble.detection(index, step.detection.score, step.time_ms, step.fe_us, step.inf_us,
+                                       step.step_us)
 
     def _timers(self, now: float) -> None:
         if self._decoder.idle(_ms(now), fed=False):  # a frame the host cut off: counted, no ERR (as the board)
@@ -326,16 +340,21 @@ class VirtualBoard:
         if mode == "mic":
             self._audio_start, self._audio_samples = time.monotonic(), 0
         self._send("MODE", {"mode": mode, "reason": reason})
+        if self.ble is not None:
+            self.ble.set_info(self._hello_fields())
 
     # ---- lines ----
 
     def _hello(self) -> None:
+        self._send("HELLO", self._hello_fields())
+
+    def _hello_fields(self) -> dict:
         config = self.config
-        self._send("HELLO", {"proto": self.protocol_version, "fw": f"sim-{__version__}", "model": config.name,
-                             "model_id": self.model_id, "labels": list(self.labels),
-                             "sr": config.audio.sample_rate, "stride_ms": config.frontend.stride_ms,
-                             "clock_hz": config.board.clock_hz, "mode": self.mode, "timing": "host",
-                             "est_m4": self.est_m4_source, **self._recognizer_fields()})
+        return {"proto": self.protocol_version, "fw": f"sim-{__version__}", "model": config.name,
+                "model_id": self.model_id, "labels": list(self.labels), "sr": config.audio.sample_rate,
+                "stride_ms": config.frontend.stride_ms, "clock_hz": config.board.clock_hz, "mode": self.mode,
+                "timing": "host", "est_m4": self.est_m4_source, "est_m4_us": self.est_m4_us,
+                **self._recognizer_fields()}
 
     def _recognizer_fields(self) -> dict:
         """HELLO's recognizer setting, as the firmware's pipeline_describe_recognizer sends it."""
@@ -355,11 +374,13 @@ class VirtualBoard:
         def average(values: list[int]) -> int:
             return sum(values) // len(values) if values else 0
 
-        self._send("STATS", {"t_ms": self.pipeline.time_ms, "steps": self.steps, "fe_us_avg": average(self._fe),
-                             "fe_us_max": max(self._fe, default=0), "inf_us_avg": average(self._inf),
-                             "inf_us_max": max(self._inf, default=0), "overruns": self.overruns,
-                             "bad_frames": self.bad_frames, "lines_dropped": self.dropped_lines, "free_ram": "na",
-                             "mode": self.mode})
+        fields = {"t_ms": self.pipeline.time_ms, "steps": self.steps, "fe_us_avg": average(self._fe),
+                  "fe_us_max": max(self._fe, default=0), "inf_us_avg": average(self._inf),
+                  "inf_us_max": max(self._inf, default=0), "overruns": self.overruns, "bad_frames": self.bad_frames,
+                  "lines_dropped": self.dropped_lines, "free_ram": "na", "mode": self.mode}
+        self._send("STATS", fields)
+        if self.ble is not None:
+            self.ble.set_stats(fields)
         self._fe.clear()
         self._inf.clear()
 
@@ -393,9 +414,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _ble_hint(hci: str, name: str) -> str:
+    """How host tools reach the virtual radio's adapter."""
+    if hci.startswith("tcp-server:"):
+        return f"kws monitor --ble '{name}' --hci tcp-client:{hci.removeprefix('tcp-server:')}"
+    if hci.startswith("pty:"):
+        return f"btattach -B {hci.removeprefix('pty:')} -P h4 makes it a BlueZ adapter; then kws monitor --ble '{name}'"
+    return f"kws monitor --ble '{name}' --hci <the other end of {hci}>"
+
+
 def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, backend: str,
-        virtual_ppk2: bool = False) -> int:
-    """`kws sim`: runs a virtual board (and with virtual_ppk2 a virtual PPK2 measuring it) until Ctrl-C."""
+        virtual_ppk2: bool = False, ble_hci: str | None = None) -> int:
+    """`kws sim`: runs a virtual board (and with virtual_ppk2 a virtual PPK2 measuring it, with ble_hci its
+    Bluetooth LE service on a virtual radio) until Ctrl-C."""
     from kws.data import audio as audio_module
 
     model_dir = ModelDir(model)
@@ -413,10 +444,19 @@ def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, bac
         ppk2 = VirtualPPK2()
         print(f"virtual PPK2 on {ppk2.start()}: kws bench --power ppk2:{ppk2.path} measures this board", flush=True)
     board = VirtualBoard(model_dir, backend, audio=recording, microphone=microphone, link=link,
-                         stage_listener=ppk2.board_stage if ppk2 else None)
+                         stage_listener=ppk2.board_stage if ppk2 else None, ble_hci=ble_hci)
     # `kill` (a test harness, a service manager) should tidy up like Ctrl-C: close the pty, remove the link.
     signal.signal(signal.SIGTERM, _interrupt)
-    path = board.start()
+    try:
+        path = board.start()
+    except SimError as error:
+        print(f"kws sim: error: {error}", file=sys.stderr)
+        return 1
+    if board.ble is not None:
+        # `kill -USR1`: the radio link fades out, as a board carried out of range
+        signal.signal(signal.SIGUSR1, lambda _signum, _frame: board.ble.drop())
+        print(f"Bluetooth LE: '{board.ble.name}' advertising on a virtual radio; {_ble_hint(ble_hci, board.ble.name)}",
+              flush=True)
     source = "microphone" if use_mic else audio_path or "silence"
     print(f"virtual board on {path}" + (f" (link {board.link})" if board.link else "")
           + f": model {model_dir.config.name}, backend {backend}, input {source}; Ctrl-C stops it", flush=True)

@@ -30,3 +30,6 @@ def minutes_to_resolve(fa_per_hour: float) -> int:
 def resolves(hours: float, fa_per_hour: float) -> bool:
     """Whether `hours` of non-keyword stream can show a false-accept target of `fa_per_hour` met (see above)."""
     return hours * fa_per_hour >= ZERO_EVENT_BOUND
+
+# `kws sim --ble`: where its virtual radio's host adapter speaks HCI (a bumble transport), unless told otherwise.
+SIM_BLE_HCI = "tcp-server:127.0.0.1:8741"

@@ -64,7 +64,9 @@ class Monitor:
         if message.tag == "STATS":
             return (f"stats: {fields.get('steps')} steps, fe {fields.get('fe_us_avg')}/{fields.get('fe_us_max')} us "
                     f"avg/max, inf {fields.get('inf_us_avg')}/{fields.get('inf_us_max')} us, "
-                    f"overruns {fields.get('overruns')}, bad frames {fields.get('bad_frames')}")
+                    f"overruns {fields.get('overruns')}, bad frames {fields.get('bad_frames')}"
+                    + (f", BLE {fields['ble_notified']} notified, {fields.get('ble_dropped')} dropped, "
+                       f"{fields.get('ble_connections')} connections" if "ble_notified" in fields else ""))
         if message.tag != "DET":
             return " ".join([message.tag, *(f"{key}={value}" for key, value in fields.items())])
         record = detection_record(message, received_at)
@@ -82,12 +84,24 @@ class Monitor:
 
 
 def run(port: str | None, log_path: str | None = None, duration: float | None = None,
-        out: TextIO | None = None, stop: threading.Event | None = None) -> int:
-    """Monitors until duration seconds passed, stop is set or Ctrl-C; returns the exit status."""
+        out: TextIO | None = None, stop: threading.Event | None = None, ble: str | None = None,
+        hci: str | None = None) -> int:
+    """Monitors until duration seconds passed, stop is set or Ctrl-C; returns the exit status. With ble (a name,
+    an address, or "" for any board) the events come over Bluetooth LE (kws.device.ble), else over the serial port."""
     out = out or sys.stdout
     log = Path(log_path).open("a", encoding="utf-8") if log_path else None
+
+    def notice(text: str) -> None:
+        print(text, file=out, flush=True)
+
     try:
-        with Connection(port, notice=lambda text: print(text, file=out, flush=True)) as connection:
+        if ble is not None:
+            from kws.device.ble import BleLink
+
+            link = BleLink(ble or None, hci, notice=notice)
+        else:
+            link = Connection(port, notice=notice)
+        with link as connection:
             print(f"monitoring {connection.port}" + (f", logging detections to {log_path}" if log_path else ""),
                   file=out, flush=True)
             monitor = Monitor(out, log)
@@ -99,8 +113,9 @@ def run(port: str | None, log_path: str | None = None, duration: float | None = 
                         monitor.handle(event, time.time())
             except KeyboardInterrupt:
                 pass
+            missed = f", {connection.sequence.missed} detections lost" if ble is not None else ""
             print(f"{monitor.detections} detections, {connection.garbage} garbage lines, "
-                  f"{connection.reconnects} reconnects", file=out, flush=True)
+                  f"{connection.reconnects} reconnects{missed}", file=out, flush=True)
     finally:
         if log is not None:
             log.close()
