@@ -58,6 +58,7 @@ class BlePeripheral:
         self._thread = threading.Thread(target=self._loop.run_forever, name="virtual-radio", daemon=True)
         self._transport = None
         self.device: Device | None = None
+        self._detection: Characteristic | None = None
 
     # ---- life cycle (any thread) ----
 
@@ -155,7 +156,9 @@ class BlePeripheral:
         value = self.counters.next_detection(label_index, score, t_ms, fe_us, inf_us, step_us)
         self.counters.count_sent(bool(self._subscribed))
         if self._subscribed:
-            self._loop.create_task(self.device.notify_subscribers(self._detection, value))
+            sending = self._loop.create_task(self.device.notify_subscribers(self._detection, value))
+            # handed to the stack, as ArduinoBLE's writeValue: a link that dies meanwhile loses it (a gap)
+            sending.add_done_callback(lambda task: task.cancelled() or task.exception())
 
     def _update_stats(self, fields: dict) -> None:
         self._last_stats = fields
