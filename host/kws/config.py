@@ -235,6 +235,9 @@ def _check_values(config: Config) -> None:
             "only after the last epoch")
     require(config.training.batch_size >= 1, "training.batch_size", config.training.batch_size, "must be positive")
     _check_teacher(config, require)
+    for name in ("radio_tx_ma", "radio_rx_ma", "radio_ramp_up_us"):
+        value = getattr(config.board, name)
+        require(value >= 0, f"board.{name}", value, "must be 0 or more")
     rec = config.recognizer
     require(0 <= rec.threshold <= 255, "recognizer.threshold", rec.threshold, "is on the 0..255 score scale")
     for word, value in rec.thresholds.items():

@@ -153,9 +153,19 @@ class Board:
 
     clock_hz: int = 64_000_000
     voltage: float = 3.3
-    active_ma: float = 6.3  # nRF52840 CPU running from flash with cache, DC/DC on (datasheet: 3.3 mA at 3 V) + mic
+    # nRF52840 CPU running from flash with cache at 64 MHz: the datasheet's LDO figure (the DC/DC one, 3.3 mA at
+    # 3 V, plus about 3 mA of board extras), so it holds whichever regulator mode the Arduino core selects
+    active_ma: float = 6.3
     idle_ma: float = 1.6  # System ON idle with the PDM microphone running
     cycles_per_instruction: float = 1.25
+    # The radio, for the Bluetooth LE estimate (kws.cost.ble): nRF52840 Product Specification, current consumption,
+    # "Radio transmitting/receiving", 1 Mbps BLE mode, HFXO, 3 V. LDO figures, as for active_ma (with the DC/DC
+    # regulator: 6.40 mA TX, 6.26 mA RX). Whole-chip currents, added on top of idle_ma while the radio is on.
+    radio_tx_ma: float = 10.8  # transmitting at 0 dBm (IRADIO_TX3)
+    radio_rx_ma: float = 10.1  # receiving (IRADIO_RX1)
+    # TXEN/RXEN to READY with fast ramp-up, which mbed OS's Cordio link layer uses on the nRF52840 (product
+    # specification, RADIO timing: 40 us; 140 us without); the radio is assumed to draw its TX/RX current meanwhile
+    radio_ramp_up_us: float = 40.0
 
 
 @dataclass(frozen=True)
