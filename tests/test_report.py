@@ -242,7 +242,10 @@ def test_report_end_to_end(tiny_model, synth_data, tmp_path):
     operating = metrics["streaming"]["operating"]
     assert operating["keywords"] > 0 and operating["hours"] == pytest.approx(0.5 / 60, abs=1e-3)  # the non-keyword stream
     assert metrics["cost"]["macs"] > 0 and metrics["memory"]["flash"]["total_bytes"] > 0
+    ble = metrics["cost"]["ble"]  # the radio's estimate for the firmware's schedule, labelled as one
+    assert ble["advertising_mw"] > 0 and "not measured" in ble["source"]
     report = (out / "report.md").read_text()
+    assert "Bluetooth LE, if the firmware's peripheral is on (an estimate" in report
     for heading in ("## Summary", "## 1. Accuracy", "## 2. Noise robustness", "## 3. Streaming",
                     "## 4. Device cost", "## 5. Memory", "(unseen)"):
         assert heading in report

@@ -173,8 +173,10 @@ def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
     """Per-op cost, front end, duty cycle and energy: instruction counts measured by `kws m4` where the model has
     an m4_measurement.json, the cost model's estimate (with its measured error) elsewhere; `kws bench`
     measurements beside them if given."""
+    from kws.cost.ble import shipped_schedule
     from kws.cost.estimate import CPI_UNCERTAINTY, energy, estimate_model, measured_rates
     from kws.cost.m4_record import card_summary, load_measurement
+    from kws.evaluation.runtime import model_id
 
     config, board = model_dir.config, model_dir.config.board
     every = config.recognizer.inference_every_strides
@@ -206,6 +208,8 @@ def device_cost(model_dir: ModelDir, bench: dict | None) -> dict:
         "average_mw": round(power.average_mw, 3),
         "board": {"voltage": board.voltage, "active_ma": board.active_ma, "idle_ma": board.idle_ma},
         "latency_target_ms": config.targets.latency_ms,
+        # what the optional Bluetooth LE peripheral would add, for the firmware's radio schedule (kws_ble.h)
+        "ble": shipped_schedule(board, model_id(model_dir.tflite)),
     }
     by_op = result["by_op"] = {}
     for row in result["ops"]:

@@ -57,6 +57,22 @@ def _fmt(value: object, digits: int = 3) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _ble_line(ble: dict) -> str:
+    """The Bluetooth LE estimate (kws.cost.ble.shipped_schedule) in one paragraph, at both ends of the connection
+    interval the board asks for."""
+    fast, slow = ble["connection_interval_ms"]
+    idle_fast, idle_slow = ble["connected_idle_mw"]
+    mean_fast, mean_slow = ble["latency_mean_ms"]
+    worst_fast, worst_slow = ble["latency_worst_ms"]
+    return (f"Bluetooth LE, if the firmware's peripheral is on (an estimate from nRF52840 datasheet currents, not "
+            f"measured; docs/energy.md, *Bluetooth LE*): advertising every {ble['advertising_interval_ms']} ms adds "
+            f"{ble['advertising_mw']} mW ({ble['scan_response_uj']} µJ more per scan response, only when an active "
+            f"scanner asks); connected and idle, {idle_fast} mW at a {fast} ms connection interval, {idle_slow} mW "
+            f"at {slow} ms (the central picks; the stats read every {ble['stats_every_s']:g} s included); "
+            f"{ble['notification_uj']} µJ per detection notified. A notification waits for the next connection "
+            f"event: +{mean_fast:g}–{mean_slow:g} ms latency on average, +{worst_fast:g}–{worst_slow:g} ms at worst.")
+
+
 def streaming_evidence(stream: dict, op: dict, thresholds: dict[str, int]) -> list[str]:
     """report.md's per-keyword evidence: FRR and delay per keyword, false accepts by cause, what the averaging window
     costs in delay, and how kws calibrate chose the setting (calibration beside held-out streams)."""
@@ -232,6 +248,8 @@ def markdown(m: dict) -> str:
               f"{cost['duty_cycle']:.1%}; {cost['inference_uj']} µJ per inference; average power "
               f"{cost['average_mw']} mW (board model: {cost['board']['voltage']} V, {cost['board']['active_ma']} mA "
               f"active, {cost['board']['idle_ma']} mA idle; docs/energy.md).", ""]
+    if cost.get("ble"):
+        lines += [_ble_line(cost["ble"]), ""]
     if measured:
         lines += [f"Measured by `kws bench` (timing `{measured['timing']}`"
                   + (", host wall-clock: says nothing about the M4" if measured["timing"] == "host" else "")
