@@ -88,7 +88,7 @@ class CheckError(Exception):
 @dataclass(frozen=True)
 class Source:
     path: Path
-    group: str  # firmware, kws_core, model, core, PDM, TFLM, ArduinoBLE
+    group: str  # firmware, kws_core, model, core, PDM, Wire, TFLM, ArduinoBLE
     ours: bool
 
 

@@ -101,7 +101,14 @@ static_assert(KWS_LINE_MAX <= KWS_BLE_INFO_MAX, "HELLO must fit the info");
 bool g_started = false;
 kws_ble_counters g_counters;
 
-void on_connected(BLEDevice) { ++g_counters.connections; }
+void on_connected(BLEDevice) {
+  ++g_counters.connections;
+  // Nothing can be in flight for a link that has just come up, and the last
+  // one's packets were flushed (below). A packet that ArduinoBLE wrote to the
+  // last link after its disconnect (an answer already waiting in sendAclPkt
+  // when the reset below let it go) would otherwise stay counted.
+  pending_packets() = 0;
+}
 
 // The Bluetooth Core specification (Vol 4, Part E, 4.3) has the host assume,
 // on HCI_Disconnection_Complete, that the controller flushed every packet of
