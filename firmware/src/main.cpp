@@ -4,6 +4,7 @@
 #include <Arduino.h>
 
 #include "audio_provider.h"
+#include "ble_link.h"
 #include "feature_provider.h"
 #include "hello.h"
 #include "host_stream.h"
@@ -23,7 +24,14 @@ uint32_t g_last_hello_ms = 0;
 uint32_t g_reported_overruns = 0;
 bool g_host_connected = false;
 
-void on_input_changed(InputMode) { pipeline_reset(); }
+void on_input_changed(InputMode mode) {
+  pipeline_reset();
+#if KWS_BLE
+  ble_link_set_info(mode);
+#else
+  (void)mode;
+#endif
+}
 
 void on_clip_begin(uint32_t) { pipeline_reset(); }
 
@@ -71,6 +79,11 @@ void setup() {
   }
   pipeline_setup();
   host_stream_setup();
+#if KWS_BLE
+  // Before the microphone starts: BLE.begin() waits for the controller a
+  // few times (about 0.1-0.2 s), setup is the place for that.
+  if (!ble_link_setup(InputMode::kMic)) serial_send_err("ble", "begin_failed");
+#endif
   if (!audio_provider_setup()) responder_fail("pdm", "begin_failed");
   g_last_hello_ms = millis();
   g_last_stats_ms = g_last_hello_ms;
@@ -94,6 +107,9 @@ void loop() {
     pipeline_run(mic, true);
   }
   serial_pump();
+#if KWS_BLE
+  ble_link_poll();  // after the pipeline step: never inside a timed stage
+#endif
   responder_update(now_ms);
   send_periodic(now_ms);
 }

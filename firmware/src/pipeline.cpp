@@ -2,6 +2,7 @@
 
 #include <Arduino.h>
 
+#include "ble_link.h"
 #include "feature_provider.h"
 #include "kws_core.h"
 #include "marker.h"
@@ -142,7 +143,8 @@ void pipeline_finish_clip(kws_ring* ring, uint32_t clip_id) {
 void pipeline_send_stats(InputMode mode, uint32_t overruns,
                          uint32_t bad_frames) {
   kws_line* line = serial_begin("STATS");
-  kws_line_add_uint(line, "t_ms", millis());
+  const uint32_t t_ms = millis();
+  kws_line_add_uint(line, "t_ms", t_ms);
   kws_line_add_uint(line, "steps", g_steps);
   kws_line_add_uint(line, "fe_us_avg", g_fe_stat.average_us());
   kws_line_add_uint(line, "fe_us_max", g_fe_stat.max_us);
@@ -150,10 +152,28 @@ void pipeline_send_stats(InputMode mode, uint32_t overruns,
   kws_line_add_uint(line, "inf_us_max", g_inf_stat.max_us);
   kws_line_add_uint(line, "overruns", overruns);
   kws_line_add_uint(line, "bad_frames", bad_frames);
-  kws_line_add_uint(line, "lines_dropped", serial_lines_dropped());
-  kws_line_add_uint(line, "free_ram", timing_free_ram());
+  const uint32_t lines_dropped = serial_lines_dropped();
+  kws_line_add_uint(line, "lines_dropped", lines_dropped);
+  const uint32_t free_ram = timing_free_ram();
+  kws_line_add_uint(line, "free_ram", free_ram);
   kws_line_add_str(line, "mode", input_mode_name(mode));
   serial_send(line);
+#if KWS_BLE
+  // The same figures (read once, before this STATS line could be dropped).
+  kws_ble_stats stats = {};
+  stats.mode = mode == InputMode::kHost ? 1 : 0;
+  stats.t_ms = t_ms;
+  stats.steps = g_steps;
+  stats.fe_us_avg = g_fe_stat.average_us();
+  stats.fe_us_max = g_fe_stat.max_us;
+  stats.inf_us_avg = g_inf_stat.average_us();
+  stats.inf_us_max = g_inf_stat.max_us;
+  stats.overruns = overruns;
+  stats.bad_frames = bad_frames;
+  stats.lines_dropped = lines_dropped;
+  stats.free_ram = free_ram;
+  ble_link_set_stats(&stats);
+#endif
   g_fe_stat.clear();
   g_inf_stat.clear();
   g_steps = 0;

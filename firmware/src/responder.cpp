@@ -2,6 +2,7 @@
 
 #include <Arduino.h>
 
+#include "ble_link.h"
 #include "kws_core.h"
 #include "model_runner.h"
 #include "model_settings.h"
@@ -52,6 +53,9 @@ void responder_detection(uint32_t t_ms, int label_index, uint8_t score,
   kws_line_add_int(line, "score", score);
   add_timing(line, timing);
   serial_send(line);
+#if KWS_BLE
+  ble_link_detection(static_cast<uint8_t>(label_index), score, t_ms, timing);
+#endif
 
   constexpr int kNumColours = sizeof(kColours) / sizeof(kColours[0]);
   set_led(kColours[label_index % kNumColours]);
