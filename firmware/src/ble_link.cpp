@@ -41,7 +41,7 @@ namespace {
 // with &HCIClass::_pendingPkt defines a friend that returns that pointer to
 // member: standard C++, no assumption about the class's layout. If ArduinoBLE
 // renames or retypes the members this stops compiling, and
-// scripts/firmware_compile_check.py compiles it against the pinned 1.5.0.
+// it was compiled against the pinned 1.5.0 (firmware/README.md, Bluetooth LE).
 template <typename Tag, typename Tag::type kMember>
 struct PrivateMember {
   friend typename Tag::type member_pointer(Tag) { return kMember; }

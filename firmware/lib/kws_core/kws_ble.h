@@ -2,7 +2,8 @@
  * service's identifiers and the binary values of its characteristics.
  *
  * Why binary: a notification carries at most ATT_MTU - 3 bytes, 20 at the
- * default MTU of 23 that ArduinoBLE keeps, and ArduinoBLE cuts a longer value
+ * default MTU of 23, which stays unless the central asks for more (ArduinoBLE
+ * grants up to 247 on this board), and ArduinoBLE cuts a longer value
  * silently. A detection is 19 bytes, so it arrives whole whatever the central
  * negotiates. The info characteristic is read (long reads are fine there) and
  * holds the HELLO line itself, so hosts parse it as they parse the serial one.

@@ -6,8 +6,9 @@ the same in-process link is the host's adapter: it speaks HCI on a transport tha
 notifications and disconnects all cross bumble's link layer, not a shortcut. The values are the board's own C
 (kws_ble through `kws.board.core`): the same encoding, sequence numbers and drop counters as the firmware.
 
-Like the firmware on ArduinoBLE: ATT MTU 23 (ArduinoBLE answers every MTU exchange with 23, so the info and stats
-values arrive by long reads), a detection is notified only when a central subscribed and is otherwise dropped and
+Like the firmware on ArduinoBLE: an ATT MTU of up to 247 when the central asks (ArduinoBLE grants the controller's
+256-byte buffers less the 9-byte ACL header; a central that does not ask keeps 23, and `kws monitor --ble` does not
+ask, so the info and stats arrive by long reads as from the most frugal central), a detection is notified only when a central subscribed and is otherwise dropped and
 counted, and advertising resumes after a disconnect.
 """
 
@@ -31,7 +32,7 @@ from kws.board import core
 from kws.board.sim import SimError
 
 BOARD_ADDRESS = "F0:4B:57:53:00:01"  # a static random address (top bits 11)
-ARDUINOBLE_ATT_MTU = 23
+ARDUINOBLE_MAX_ATT_MTU = 247  # HCI.cpp readLeBufferSize: ATT.setMaxMtu(pktLen - 9), pktLen 256 on the nRF52840
 _START_TIMEOUT_S = 10.0
 
 
@@ -111,7 +112,7 @@ class BlePeripheral:
         # The name through the configuration: the GAP service (device name 0x2A00) is built from it
         self.device = device = Device(config=DeviceConfiguration(name=self.name), address=Address(BOARD_ADDRESS),
                                       host=Host(board, AsyncPipeSink(board)))
-        device.gatt_server.max_mtu = ARDUINOBLE_ATT_MTU
+        device.gatt_server.max_mtu = ARDUINOBLE_MAX_ATT_MTU
         detection = Characteristic(self.ids.detection, Characteristic.Properties.NOTIFY,
                                    Characteristic.Permissions.READABLE, b"")
         detection.on(detection.EVENT_SUBSCRIPTION, self._on_subscription)
