@@ -18,7 +18,7 @@ link layer, Vol 3 Part A/F for L2CAP and ATT):
 - connected, idle: one exchange of empty packets per connection event (the central's, then ours);
 - a detection: its notification replaces our empty packet in the next connection event;
 - the stats value, read by the host every few seconds: a Read Request then Read Blob Requests, each answered in
-  a later event of the same connection, at the default ATT MTU of 23 (ArduinoBLE keeps it).
+  a later event of the same connection, at the default ATT MTU of 23 (kws monitor --ble does not ask for more; ArduinoBLE would grant up to 247).
 """
 
 from __future__ import annotations
