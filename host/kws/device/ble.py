@@ -26,7 +26,7 @@ from typing import Protocol
 
 from kws.board import core
 from kws.board.protocol import PROTOCOL_VERSION, Garbage, Message, parse_line
-from kws.device.link import DeviceError, ProtocolMismatch
+from kws.device.link import DeviceError, ProtocolMismatch, next_queued_event
 
 SCAN_TIMEOUT_S = 10.0  # per attempt to find the board
 RECONNECT_TIMEOUT_S = 60.0  # a board that stays gone this long after a drop ends the link
@@ -103,13 +103,7 @@ class BleLink:
 
     def next_event(self, timeout: float | None = None) -> Message | Garbage | None:
         """The next event, waiting up to timeout seconds (None if none came). Raises the link's errors."""
-        try:
-            event = self._events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if isinstance(event, DeviceError):
-            raise event
-        return event
+        return next_queued_event(self._events, timeout)
 
     def close(self) -> None:
         if self._closing is not None:

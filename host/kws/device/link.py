@@ -50,6 +50,18 @@ class ProtocolMismatch(DeviceError):
     """The board speaks another protocol version than these host tools."""
 
 
+def next_queued_event(events: queue.Queue, timeout: float | None) -> Message | Garbage | None:
+    """The next event a reader thread queued, waiting up to timeout seconds (None if none came); an error it queued
+    is raised here, in the caller's thread."""
+    try:
+        event = events.get(timeout=timeout)
+    except queue.Empty:
+        return None
+    if isinstance(event, DeviceError):
+        raise event
+    return event
+
+
 def find_port() -> str:
     """The serial port of the one connected Arduino (USB vendor id 0x2341)."""
     ports = [port for port in list_ports.comports() if port.vid == ARDUINO_USB_VID]
@@ -186,13 +198,7 @@ class Connection:
 
     def next_event(self, timeout: float | None = None) -> Message | Garbage | None:
         """The next line event, waiting up to timeout seconds (None if none came). Raises the reader's errors."""
-        try:
-            event = self._events.get(timeout=timeout)
-        except queue.Empty:
-            return None
-        if isinstance(event, DeviceError):
-            raise event
-        return event
+        return next_queued_event(self._events, timeout)
 
     def wait_for(self, matches: Callable[[Message], bool], timeout: float, what: str,
                  on_other: Callable[[Message | Garbage], None] | None = None) -> Message:
