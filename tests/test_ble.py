@@ -249,3 +249,14 @@ def test_kws_sim_ble_from_the_command_line(tiny_model, tmp_path, capsys):
         sim.wait(timeout=20)
     output = capsys.readouterr().out
     assert output.count("board: model") == 2 and "stats:" in output and "1 reconnects" in output, output
+
+
+def test_a_radio_that_cannot_start_is_a_clear_error(tiny_model, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["sim", "--model", str(tiny_model), "--backend", "litert", "--ble",
+                         f"tcp-server:127.0.0.1:{port}"]) == 1
+    error = capsys.readouterr().err
+    assert f"virtual radio on tcp-server:127.0.0.1:{port}" in error and "Traceback" not in error, error

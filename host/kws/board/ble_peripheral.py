@@ -29,14 +29,13 @@ from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
 from kws.board import core
-from kws.board.sim import SimError
 
 BOARD_ADDRESS = "F0:4B:57:53:00:01"  # a static random address (top bits 11)
 ARDUINOBLE_MAX_ATT_MTU = 247  # HCI.cpp readLeBufferSize: ATT.setMaxMtu(pktLen - 9), pktLen 256 on the nRF52840
 _START_TIMEOUT_S = 10.0
 
 
-class BleStartError(SimError):
+class BleStartError(RuntimeError):
     """The virtual radio could not start (the HCI transport's address is in use, or malformed)."""
 
 

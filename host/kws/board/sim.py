@@ -115,6 +115,14 @@ class VirtualBoard:
 
     def start(self) -> str:
         """Opens the pty, starts the loop and sends the start-up HELLO; returns the slave path."""
+        if self.ble is not None:  # first: a radio that cannot start leaves nothing to tidy up
+            from kws.board.ble_peripheral import BleStartError
+
+            try:
+                self.ble.start()
+            except BleStartError as error:
+                raise SimError(str(error)) from error
+            self.ble.set_info(self._hello_fields())
         self._open_pty()
         now = time.monotonic()
         self._frame_seen = False
@@ -124,9 +132,6 @@ class VirtualBoard:
         self._audio_start, self._audio_samples = now, 0
         if self._microphone is not None:
             self._microphone.start()
-        if self.ble is not None:
-            self.ble.start()
-            self.ble.set_info(self._hello_fields())
         self._thread = threading.Thread(target=self._run, name="virtual-board", daemon=True)
         self._thread.start()
         return self.path
