@@ -5,5 +5,6 @@
 - `protocol`: the host side of the serial protocol (docs/protocol.md), pure Python.
 - `firmware`: constants and build flags read from the firmware's sources.
 - `pipeline`: the firmware's main loop on the host (`StreamingPipeline`: audio in, detections out, stride by stride).
-- `sim`: the virtual board (`kws sim`): the pipeline behind the board's serial protocol on a pseudo-terminal.
+- `sim`: the virtual board (`kws sim`): the pipeline behind the board's serial protocol on a pseudo-terminal;
+  `ble_peripheral`: its Bluetooth LE service on a virtual radio (`kws sim --ble`).
 """
