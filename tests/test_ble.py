@@ -45,7 +45,7 @@ def _free_port() -> int:
 def radio():
     """A bare peripheral (no pipeline) and the HCI transport of its host adapter."""
     port = _free_port()
-    peripheral = BlePeripheral("0123abcd", len(LABELS), f"tcp-server:127.0.0.1:{port}")
+    peripheral = BlePeripheral("0123abcd", f"tcp-server:127.0.0.1:{port}")
     peripheral.start()
     peripheral.set_info({"proto": 1, "model": "t", "model_id": "0123abcd", "labels": LABELS})
     yield peripheral, f"tcp-client:127.0.0.1:{port}"
@@ -257,6 +257,6 @@ def test_a_radio_that_cannot_start_is_a_clear_error(tiny_model, capsys):
         busy.listen()
         port = busy.getsockname()[1]
         assert cli.main(["sim", "--model", str(tiny_model), "--backend", "litert", "--ble",
-                         f"tcp-server:127.0.0.1:{port}"]) == 1
+                         f"tcp-server:127.0.0.1:{port}"]) == 2
     error = capsys.readouterr().err
     assert f"virtual radio on tcp-server:127.0.0.1:{port}" in error and "Traceback" not in error, error

@@ -43,11 +43,10 @@ class BlePeripheral:
     """The GATT service on a virtual controller, run by its own asyncio thread; other threads call `detection`,
     `set_info`, `set_stats` and `drop`, as the firmware's loop calls its ble_link."""
 
-    def __init__(self, model_id: str, num_labels: int, hci: str) -> None:
+    def __init__(self, model_id: str, hci: str) -> None:
         self.ids = core.ble_ids()
         self.name = self.ids.name_prefix + model_id
         self.hci = hci
-        self.num_labels = num_labels
         self.counters = core.BleCounters()  # used on the radio thread only
         self._info = b""
         # Until the first STATS period ends, as the firmware: zero counters.

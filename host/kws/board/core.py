@@ -52,6 +52,8 @@ const char* const kws_py_ble_info_uuid = KWS_BLE_INFO_UUID;
 const char* const kws_py_ble_stats_uuid = KWS_BLE_STATS_UUID;
 const char* const kws_py_ble_name_prefix = KWS_BLE_NAME_PREFIX;
 const int kws_py_ble_format = KWS_BLE_FORMAT;
+const int kws_py_ble_detection_size = KWS_BLE_DETECTION_SIZE;
+const int kws_py_ble_stats_size = KWS_BLE_STATS_SIZE;
 const int kws_py_ble_info_max = KWS_BLE_INFO_MAX;
 const int kws_py_ble_advertising_interval_ms = KWS_BLE_ADVERTISING_INTERVAL_MS;
 const int kws_py_ble_connection_interval_min_ms = KWS_BLE_CONNECTION_INTERVAL_MIN_MS;
@@ -492,6 +494,8 @@ class BleIds:
     stats: str
     name_prefix: str
     format: int
+    detection_size: int
+    stats_size: int
     info_max: int
     advertising_interval_ms: int
     connection_interval_min_ms: int
@@ -509,7 +513,8 @@ def ble_ids() -> BleIds:
         return _constant(lib, f"kws_py_ble_{name}", ctypes.c_int)
 
     return BleIds(text("service_uuid"), text("detection_uuid"), text("info_uuid"), text("stats_uuid"),
-                  text("name_prefix"), number("format"), number("info_max"), number("advertising_interval_ms"),
+                  text("name_prefix"), number("format"), number("detection_size"), number("stats_size"),
+                  number("info_max"), number("advertising_interval_ms"),
                   number("connection_interval_min_ms"), number("connection_interval_max_ms"))
 
 
@@ -562,7 +567,7 @@ def encode_ble_stats(fields: Mapping[str, object]) -> bytes:
     value = _BleStats(mode=int(fields["mode"] == "host"))
     for key in BLE_STATS_KEYS:
         setattr(value, key, 0xFFFFFFFF if fields[key] == "na" else int(fields[key]))
-    out = ctypes.create_string_buffer(64)
+    out = ctypes.create_string_buffer(ble_ids().stats_size)
     size = library().kws_ble_encode_stats(ctypes.byref(value), out, len(out))
     return out.raw[:size]
 
@@ -576,7 +581,7 @@ class BleCounters:
 
     def next_detection(self, label_index: int, score: int, t_ms: int, fe_us: int, inf_us: int,
                        step_us: int) -> bytes:
-        out = ctypes.create_string_buffer(32)
+        out = ctypes.create_string_buffer(ble_ids().detection_size)
         size = library().kws_ble_next_detection(ctypes.byref(self._state), label_index, score, t_ms & 0xFFFFFFFF,
                                                 fe_us, inf_us, step_us, out, len(out))
         return out.raw[:size]

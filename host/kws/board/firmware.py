@@ -37,6 +37,21 @@ def make_default(makefile: str, name: str) -> str:
     return match.group(1)
 
 
+def stats_interval_s() -> float:
+    """How often the board sends STATS, and updates its Bluetooth LE stats value (main.cpp)."""
+    return constant("src/main.cpp", "kStatsEveryMs") / 1000
+
+
+def hello_interval_s() -> float:
+    """How often the board repeats HELLO until a host frame arrives (main.cpp)."""
+    return constant("src/main.cpp", "kHelloEveryMs") / 1000
+
+
+def host_timeout_s() -> float:
+    """How long host-stream mode waits for a frame before the input returns to the microphone (host_stream.cpp)."""
+    return constant("src/host_stream.cpp", "kTimeoutMs") / 1000
+
+
 M4_CHECK_MAKEFILE = "test/m4_model/Makefile"
 
 

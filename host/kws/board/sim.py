@@ -32,14 +32,15 @@ import numpy as np
 
 from kws import __version__
 from kws.board import core
+from kws.board.firmware import hello_interval_s, host_timeout_s, stats_interval_s
 from kws.board.pipeline import Step, StreamingPipeline
 from kws.board.protocol import PROTOCOL_VERSION, FrameType
 from kws.evaluation.evaluate import ModelDir
 from kws.evaluation.runtime import model_id
 
-HELLO_INTERVAL_S = 10.0
-HOST_TIMEOUT_S = 5.0
-STATS_INTERVAL_S = 5.0
+HELLO_INTERVAL_S = hello_interval_s()
+HOST_TIMEOUT_S = host_timeout_s()
+STATS_INTERVAL_S = stats_interval_s()
 OUTPUT_LIMIT = 64 * 1024  # unread output kept for a slow host; beyond it whole lines are dropped and counted
 _TICK_S = 0.02  # loop wake-up when idle: one stride of own audio
 
@@ -109,7 +110,7 @@ class VirtualBoard:
         if ble_hci is not None:
             from kws.board.ble_peripheral import BlePeripheral
 
-            self.ble = BlePeripheral(self.model_id, len(self.labels), ble_hci)
+            self.ble = BlePeripheral(self.model_id, ble_hci)
 
     # ---- life cycle ----
 
@@ -452,11 +453,7 @@ def run(model: str, audio_path: str | None, use_mic: bool, link: str | None, bac
                          stage_listener=ppk2.board_stage if ppk2 else None, ble_hci=ble_hci)
     # `kill` (a test harness, a service manager) should tidy up like Ctrl-C: close the pty, remove the link.
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        path = board.start()
-    except SimError as error:
-        print(f"kws sim: error: {error}", file=sys.stderr)
-        return 1
+    path = board.start()
     if board.ble is not None:
         # `kill -USR1`: the radio link fades out, as a board carried out of range
         signal.signal(signal.SIGUSR1, lambda _signum, _frame: board.ble.drop())

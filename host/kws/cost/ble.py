@@ -130,15 +130,13 @@ def shipped_schedule(board: Board, model_id: str) -> dict:
     """The estimate for the firmware's own schedule and sizes, as kws_ble.h defines them (through the host's build
     of kws_core), at both ends of the connection interval the board asks for; the central picks within them."""
     from kws.board import core
-    from kws.board.firmware import constant
-    from kws.device.ble import STATS_INTERVAL_S
+    from kws.board.firmware import stats_interval_s
 
     ids = core.ble_ids()
-    header = "lib/kws_core/kws_ble.h"
+    stats_every_s = stats_interval_s()  # the host reads the stats value as often as the board updates it
     costs = [ble_cost(board, ids.advertising_interval_ms, interval,
                       name_bytes=len((ids.name_prefix + model_id).encode()),
-                      detection_bytes=constant(header, "KWS_BLE_DETECTION_SIZE"),
-                      stats_bytes=constant(header, "KWS_BLE_STATS_SIZE"), stats_every_s=STATS_INTERVAL_S)
+                      detection_bytes=ids.detection_size, stats_bytes=ids.stats_size, stats_every_s=stats_every_s)
              for interval in (ids.connection_interval_min_ms, ids.connection_interval_max_ms)]
     fastest, slowest = costs
     return {
@@ -148,7 +146,7 @@ def shipped_schedule(board: Board, model_id: str) -> dict:
         "scan_response_uj": round(fastest.scan_response_uj, 2),
         "connection_interval_ms": [ids.connection_interval_min_ms, ids.connection_interval_max_ms],
         "connected_idle_mw": [round(fastest.connected_idle_mw, 3), round(slowest.connected_idle_mw, 3)],
-        "stats_every_s": STATS_INTERVAL_S,
+        "stats_every_s": stats_every_s,
         "notification_uj": round(fastest.notification_uj, 2),
         "latency_mean_ms": [fastest.latency_mean_ms, slowest.latency_mean_ms],
         "latency_worst_ms": [fastest.latency_worst_ms, slowest.latency_worst_ms],

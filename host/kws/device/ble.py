@@ -25,12 +25,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kws.board import core
+from kws.board.firmware import stats_interval_s
 from kws.board.protocol import PROTOCOL_VERSION, Garbage, Message, parse_line
 from kws.device.link import DeviceError, ProtocolMismatch, next_queued_event
 
 SCAN_TIMEOUT_S = 10.0  # per attempt to find the board
 RECONNECT_TIMEOUT_S = 60.0  # a board that stays gone this long after a drop ends the link
-STATS_INTERVAL_S = 5.0  # the board updates its stats value every 5 s
+STATS_INTERVAL_S = stats_interval_s()  # how often the board updates its stats value
 GAP_DEVICE_NAME_UUID = "00002a00-0000-1000-8000-00805f9b34fb"
 
 
